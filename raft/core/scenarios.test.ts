@@ -47,13 +47,15 @@ describe("a lagging replica must not win an election (Raft §5.4.1)", () => {
     c.isolate("n3");
     c.propose("n1", "committed-without-n3");
     expect(c.appliedTexts("n1")).toEqual(["committed-without-n3"]);
-    // The leader dies. n3 comes back and times out first: its log ends at (1, 1), theirs at
-    // (2, 1), so n2 refuses its vote (and the pre-vote before it).
+    // The leader dies and n3 comes back. Even a forced election (TimeoutNow skips pre-vote and
+    // leader stickiness) cannot win: n3's log ends at (1, 1), n2's at (2, 1), so n2 refuses.
     c.crash("n1");
     c.heal();
+    expect(c.forceElection("n3")).toBe(false);
+    expect(c.core("n2").status().votedFor).toBeNull();
+    // Nor can its later pre-votes (n2 now has no leader, so only the log check stands in the way).
     c.tick("n3", 40);
     expect(c.core("n3").softState().role).not.toBe("leader");
-    expect(c.core("n2").softState().term).toBe(1);
     c.elect("n2");
     expect(c.appliedTexts("n2")).toEqual(["committed-without-n3"]);
     c.tickAll(3);
@@ -252,5 +254,81 @@ describe("Figure 8: a leader never commits an earlier term's entry by counting r
     c.tickAll(4);
     expect(c.core("n1").status().commit).toBe(3);
     expect(c.appliedTexts("n2")).toEqual(["old"]);
+  });
+});
+
+describe("ReadIndex (thesis §6.4)", () => {
+  it("a read is answered only after a quorum confirms leadership, at the commit index of its start", () => {
+    const c = new TestCluster(3);
+    c.elect("n1");
+    c.propose("n1", "w1");
+    const before = c.delivered.length;
+    expect(c.core("n1").readIndex(41).ok).toBe(true);
+    c.stabilize();
+    expect(c.readStates.get("n1")).toEqual([{ ctx: 41, ok: true, index: 2 }]);
+    const exchange = c.delivered.slice(before);
+    expect(exchange.filter((d) => d.includes("heartbeat t1")).length).toBe(2);
+  });
+
+  it("a leader cut off from its quorum never answers; its reads fail when it steps down", () => {
+    const c = new TestCluster(3);
+    c.elect("n1");
+    c.isolate("n1");
+    c.core("n1").readIndex(7);
+    c.tick("n1", 5);
+    expect(c.readStates.get("n1")).toEqual([]);
+    c.tick("n1", 20);
+    expect(c.core("n1").softState().role).toBe("follower");
+    expect(c.readStates.get("n1")).toEqual([{ ctx: 7, ok: false, reason: "lost_leadership" }]);
+  });
+
+  it("a new leader holds reads until its no-op commits, so they see every earlier commit", () => {
+    const c = new TestCluster(3);
+    c.elect("n1");
+    c.propose("n1", "w1");
+    c.filter = (rpc) => !(rpc.type === "append_response" && rpc.to === "n2");
+    expect(c.forceElection("n2")).toBe(true);
+    expect(c.core("n2").readIndex(3).ok).toBe(true);
+    c.tickAll(3);
+    expect(c.readStates.get("n2")).toEqual([]);
+    c.filter = null;
+    c.tickAll(3);
+    expect(c.readStates.get("n2")).toEqual([{ ctx: 3, ok: true, index: 3 }]);
+  });
+
+  it("followers refuse reads and point at the leader", () => {
+    const c = new TestCluster(3);
+    c.elect("n1");
+    expect(c.core("n3").readIndex(1)).toEqual({ ok: false, reason: "not_leader", leaderHint: "n1" });
+  });
+});
+
+describe("crash and restart", () => {
+  it("a replica that loses its unsynced tail on a crash catches up again", () => {
+    const c = new TestCluster(3);
+    c.elect("n1");
+    for (let i = 0; i < 5; i++) c.propose("n1", `v${i}`);
+    c.crash("n3");
+    c.start("n3");
+    expect(c.core("n3").status().term).toBe(1);
+    c.propose("n1", "after");
+    c.tickAll(3);
+    expect(c.appliedTexts("n3")).toEqual(["v0", "v1", "v2", "v3", "v4", "after"]);
+  });
+
+  it("reportUnreachable on the leader's link makes a follower campaign well before its timeout", () => {
+    const c = new TestCluster(3, { electionTicks: 20, heartbeatTicks: 2 });
+    c.elect("n1");
+    c.crash("n1");
+    c.core("n2").reportUnreachable("n1");
+    c.core("n3").reportUnreachable("n1");
+    let ticks = 0;
+    while (c.leader() === null && ticks < 100) {
+      c.tickAll(1);
+      ticks++;
+    }
+    expect(c.leader()).not.toBeNull();
+    // Without the report, nobody would even start a pre-vote before 20 ticks.
+    expect(ticks).toBeLessThan(20);
   });
 });
