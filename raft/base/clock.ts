@@ -5,6 +5,10 @@
 export interface Clock {
   /** Milliseconds on a monotonic scale (never goes backwards within a process). */
   nowMs(): number;
-  /** Calls `fn` once after `delayMs`; returns a cancel function. */
+  /**
+   * Calls `fn` once after `delayMs`; returns a cancel function. A delay of 0 means "after the
+   * I/O callbacks already due in this turn" (setImmediate in production), which lets a driver
+   * gather everything that arrived together into one batch.
+   */
   setTimer(delayMs: number, fn: () => void): () => void;
 }

@@ -216,8 +216,10 @@ export class RaftCore {
     if (this.role !== Role.follower || peer !== this.leaderId) return;
     this.logger.info({ term: this.term, leader: peer }, "leader_unreachable");
     this.leaderId = null;
-    const spread = Math.max(2, Math.floor(this.config.electionTicks / 2));
-    this.electionElapsed = Math.max(this.electionElapsed, this.randomizedElectionTimeout - this.prng.int(1, spread));
+    // Every follower of a dead leader hears of it at about the same moment; spreading their
+    // first pre-vote over a whole election timeout keeps them from splitting the vote.
+    const delayTicks = this.prng.int(1, this.config.electionTicks);
+    this.electionElapsed = Math.max(this.electionElapsed, this.randomizedElectionTimeout - delayTicks);
   }
 
   /* --- Output ----------------------------------------------------------------------------- */

@@ -1,0 +1,55 @@
+import type { Entry, ReplicaId, Rpc, Snapshot, SnapshotMeta } from "../core/types.js";
+
+/**
+ * The replicated state machine. It must be deterministic: the same entries in the same order
+ * give the same state and results on every replica (DESIGN.md §5: no clocks while applying).
+ */
+export interface StateMachine {
+  /**
+   * Applies one committed entry (noop entries included, so the machine sees every index).
+   * Returns the result handed to the proposer, if this replica proposed it.
+   */
+  apply(entry: Entry): Uint8Array;
+  /** The state after the last applied entry, as bytes. */
+  snapshot(): Uint8Array;
+  /** Replaces the whole state with a snapshot's. */
+  restore(snapshot: Snapshot): void;
+}
+
+/**
+ * How a replica talks to its peers. `send` never blocks and may drop (Raft tolerates loss);
+ * a transport may batch several RPCs for one peer into one frame.
+ */
+export interface Transport {
+  send(rpcs: readonly Rpc[]): void;
+  onReceive(handler: (rpcs: readonly Rpc[]) => void): void;
+  /** Called when an established connection to `peer` is lost. */
+  onPeerDown(handler: (peer: ReplicaId) => void): void;
+}
+
+export type ProposalOutcome =
+  | { readonly ok: true; readonly index: number; readonly term: number; readonly result: Uint8Array }
+  | {
+      readonly ok: false;
+      /**
+       * not_leader / transferring / too_large / backpressure: refused before it was proposed, so
+       * it definitely did not happen. overwritten: a different entry was committed at its index,
+       * so it definitely did not happen. stopped: the replica stopped first; unknown: a snapshot
+       * replaced the log around it. After stopped or unknown the outcome is not known.
+       */
+      readonly reason: "not_leader" | "transferring" | "too_large" | "backpressure" | "overwritten" | "stopped" | "unknown";
+      readonly leaderHint: ReplicaId | null;
+    };
+
+export type ReadOutcome =
+  | { readonly ok: true; readonly index: number }
+  | { readonly ok: false; readonly reason: "not_leader" | "lost_leadership" | "backpressure" | "stopped"; readonly leaderHint: ReplicaId | null };
+
+export interface SnapshotPolicy {
+  /** Take a snapshot after this many entries were applied since the last one. */
+  readonly everyEntries: number;
+  /** Entries kept below the snapshot index, so briefly lagging followers need no snapshot. */
+  readonly keepEntries: number;
+}
+
+export type { SnapshotMeta };
