@@ -24,10 +24,12 @@ export class RaftLog {
     const first = store.firstIndex();
     const last = store.lastIndex();
     this.unstableOffset = last + 1;
-    // The hint was persisted lazily, so it can lag; it can never exceed what was durable. The
-    // state machine restarts from the snapshot, so applied starts there.
-    this.committed = Math.max(first - 1, Math.min(commitHint, last));
-    this.applied = first - 1;
+    // The state machine restarts from the latest snapshot, so applied starts at its index, which
+    // may lie above firstIndex - 1 when entries below the snapshot were kept for slow followers.
+    const snapshotIndex = Math.max(first - 1, store.snapshot()?.meta.index ?? 0);
+    // The commit hint was persisted lazily, so it can lag; it never exceeds what was durable.
+    this.committed = Math.max(snapshotIndex, Math.min(commitHint, last));
+    this.applied = snapshotIndex;
   }
 
   firstIndex(): number {

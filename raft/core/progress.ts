@@ -61,6 +61,12 @@ export class Inflights {
     }
   }
 
+  /** Frees the oldest in-flight append, making room for one more. */
+  freeFirst(): void {
+    if (this.count() === 0) return;
+    this.freeTo(this.lastIndexes[this.head] as number);
+  }
+
   reset(): void {
     this.lastIndexes.length = 0;
     this.sizes.length = 0;

@@ -219,6 +219,10 @@ export class Leader {
     assert(pr !== undefined, `heartbeat_response from unknown peer ${from}`);
     pr.recentActive = true;
     pr.probeSent = false;
+    // A full window may hold appends that were lost: the follower answers heartbeats but not
+    // them. Free one slot so the next append goes out; if the follower lacks its prevIndex it
+    // rejects it and we fall back to probing (etcd-raft does the same).
+    if (pr.state === ProgressState.replicate && pr.inflights.full()) pr.inflights.freeFirst();
     if (pr.state === ProgressState.snapshot) {
       const snap = this.host.store.snapshot();
       if (snap !== null && snap.meta.index === pr.pendingSnapshot) this.sendSnapshotChunk(from, pr, snap);
