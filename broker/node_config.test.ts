@@ -47,3 +47,15 @@ describe("node config", () => {
     expect(loadNodeConfig(join(dir, "ok.yaml")).listen.metrics).toBeNull();
   });
 });
+
+describe("node config: client addresses for leader hints", () => {
+  it("adds this replica's own client address and keeps the others given", () => {
+    const c = validateNodeConfig({ ...good, clients: { n2: "127.0.0.1:7202" } });
+    expect(c.clients).toEqual({ n1: "127.0.0.1:7201", n2: "127.0.0.1:7202" });
+  });
+  it("refuses a client address for a non-member or a bad address, naming field and value", () => {
+    expect(() => validateNodeConfig({ ...good, clients: { n9: "127.0.0.1:1" } })).toThrow(/clients.n9 names no member of peers/);
+    expect(() => validateNodeConfig({ ...good, clients: { n2: "nowhere" } })).toThrow(/clients.n2 \("nowhere"\) must be host:port/);
+    expect(() => validateNodeConfig({ ...good, clients: { n1: "127.0.0.1:9" } })).toThrow(/clients.n1 \(127.0.0.1:9\) must equal listen.client \(127.0.0.1:7201\)/);
+  });
+});

@@ -20,6 +20,11 @@ export interface NodeConfig {
   };
   /** Every member's peer address, this replica's included. */
   readonly peers: Readonly<Record<string, string>>;
+  /**
+   * Members' client addresses, for the leader hints this replica gives clients. Optional per
+   * member; this replica's own entry is always listen.client.
+   */
+  readonly clients: Readonly<Record<string, string>>;
   readonly raft: {
     readonly tickMs: number;
     readonly electionTicks: number;
@@ -75,7 +80,7 @@ export function loadNodeConfig(path: string): NodeConfig {
 /** Validates an untrusted object (parsed YAML or assembled flags) into a frozen NodeConfig. */
 export function validateNodeConfig(raw: unknown): NodeConfig {
   const r = objectAt(raw, "config");
-  const known = ["group", "id", "dataDir", "listen", "peers", "raft", "snapshots", "tls"];
+  const known = ["group", "id", "dataDir", "listen", "peers", "clients", "raft", "snapshots", "tls"];
   rejectUnknown(r, known, "");
   const id = str(r, "id", idPattern);
   const peers = peersAt(r, id);
@@ -83,16 +88,18 @@ export function validateNodeConfig(raw: unknown): NodeConfig {
   rejectUnknown(listen, ["peer", "client", "metrics"], "listen.");
   const raft = raftAt(r, Object.keys(peers));
   const snapshots = snapshotsAt(r);
+  const listenClient = str(listen, "client", addressPattern, "listen.");
   const config: NodeConfig = {
     group: str(r, "group", idPattern),
     id,
     dataDir: str(r, "dataDir", /^.+$/),
     listen: {
       peer: str(listen, "peer", addressPattern, "listen."),
-      client: str(listen, "client", addressPattern, "listen."),
+      client: listenClient,
       metrics: listen["metrics"] === undefined || listen["metrics"] === null ? null : str(listen, "metrics", addressPattern, "listen."),
     },
     peers,
+    clients: { ...clientsAt(r, peers, id, listenClient), [id]: listenClient },
     raft,
     snapshots,
     tls: tlsAt(r),
@@ -117,6 +124,23 @@ function peersAt(r: Record<string, unknown>, id: string): Record<string, string>
   if (n !== 1 && n !== 3 && n !== 5) throw new NodeConfigError(`peers must list 1, 3 or 5 replicas, got ${n}`, "peers");
   if (!(id in out)) throw new NodeConfigError(`id (${id}) must be one of peers (${Object.keys(out).join(", ")})`, "id");
   if (new Set(Object.values(out)).size !== n) throw new NodeConfigError(`peers must have distinct addresses, got ${JSON.stringify(out)}`, "peers");
+  return out;
+}
+
+function clientsAt(r: Record<string, unknown>, peers: Record<string, string>, id: string, listenClient: string): Record<string, string> {
+  if (r["clients"] === undefined || r["clients"] === null) return {};
+  const clients = objectAt(r["clients"], "clients");
+  const out: Record<string, string> = {};
+  for (const [name, addr] of Object.entries(clients)) {
+    if (!(name in peers)) throw new NodeConfigError(`clients.${name} names no member of peers (${Object.keys(peers).join(", ")})`, `clients.${name}`);
+    if (typeof addr !== "string" || !addressPattern.test(addr)) {
+      throw new NodeConfigError(`clients.${name} (${JSON.stringify(addr)}) must be host:port`, `clients.${name}`);
+    }
+    out[name] = addr;
+  }
+  if (out[id] !== undefined && out[id] !== listenClient) {
+    throw new NodeConfigError(`clients.${id} (${out[id]}) must equal listen.client (${listenClient})`, `clients.${id}`);
+  }
   return out;
 }
 

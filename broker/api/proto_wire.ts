@@ -1,0 +1,266 @@
+/**
+ * A minimal Protocol Buffers (proto3) wire codec, driven by a field table per message.
+ *
+ * Why not @grpc/proto-loader or generated code: the client API has a dozen small messages made of
+ * uint64, bool, string, bytes and nested messages. A table-driven codec of ~200 lines speaks the
+ * real protobuf wire format (so `broker/api/ledger.proto` is the true contract: grpcurl or a
+ * client generated in any language interoperates), adds no dependency, and is the single gateway
+ * where untrusted client bytes become typed values (STYLE.md rule 5).
+ *
+ * Supported: varint fields (uint64 limited to 2^53 - 1, bool, enum-as-uint32), length-delimited
+ * fields (string, bytes, message), `repeated` for each (packed varints are accepted on decode).
+ * Unknown fields of any wire type are skipped, as proto3 requires. Defaults are not written.
+ */
+
+export const FieldKind = { uint64: "uint64", bool: "bool", string: "string", bytes: "bytes", message: "message" } as const;
+export type FieldKind = (typeof FieldKind)[keyof typeof FieldKind];
+
+export interface FieldSpec {
+  readonly no: number;
+  readonly name: string;
+  readonly kind: FieldKind;
+  readonly repeated?: boolean;
+  /** For kind "message": the nested message's schema. */
+  readonly schema?: MessageSchema;
+}
+
+export interface MessageSchema {
+  readonly name: string;
+  readonly fields: readonly FieldSpec[];
+}
+
+/** Bytes that are not a valid encoding of the expected message. */
+export class ProtoDecodeError extends Error {
+  override readonly name = "ProtoDecodeError";
+}
+
+/** Nesting deeper than this is refused: our messages nest at most two levels. */
+const depthMax = 8;
+const decoder = new TextDecoder("utf-8", { fatal: true });
+const encoder = new TextEncoder();
+
+type Plain = Record<string, unknown>;
+
+/* --- Encoding ---------------------------------------------------------------------------------- */
+
+class Writer {
+  private buf = new Uint8Array(64);
+  length = 0;
+
+  private reserve(n: number): void {
+    if (this.length + n <= this.buf.length) return;
+    let size = this.buf.length * 2;
+    while (size < this.length + n) size *= 2;
+    const next = new Uint8Array(size);
+    next.set(this.buf.subarray(0, this.length));
+    this.buf = next;
+  }
+
+  varint(value: number): void {
+    if (!Number.isSafeInteger(value) || value < 0) throw new RangeError(`varint ${value} is not a non-negative safe integer`);
+    this.reserve(10);
+    let v = value;
+    // Division instead of bit shifts: JS bit operators truncate to 32 bits.
+    while (v >= 0x80) {
+      this.buf[this.length++] = (v % 0x80) | 0x80;
+      v = Math.floor(v / 0x80);
+    }
+    this.buf[this.length++] = v;
+  }
+
+  bytes(b: Uint8Array): void {
+    this.varint(b.byteLength);
+    this.reserve(b.byteLength);
+    this.buf.set(b, this.length);
+    this.length += b.byteLength;
+  }
+
+  finish(): Uint8Array {
+    return this.buf.subarray(0, this.length);
+  }
+}
+
+/** Encodes `value` (an object with the schema's field names) into protobuf bytes. */
+export function encodeMessage(schema: MessageSchema, value: Plain): Uint8Array {
+  const w = new Writer();
+  writeMessage(w, schema, value);
+  return w.finish();
+}
+
+function writeMessage(w: Writer, schema: MessageSchema, value: Plain): void {
+  for (const f of schema.fields) {
+    const v = value[f.name];
+    if (v === undefined || v === null) continue;
+    const items = f.repeated === true ? (v as readonly unknown[]) : [v];
+    for (const item of items) writeField(w, f, item);
+  }
+}
+
+function writeField(w: Writer, f: FieldSpec, v: unknown): void {
+  const repeated = f.repeated === true;
+  switch (f.kind) {
+    case "uint64":
+      if (v === 0 && !repeated) return;
+      w.varint(f.no * 8);
+      w.varint(v as number);
+      return;
+    case "bool":
+      if (v === false && !repeated) return;
+      w.varint(f.no * 8);
+      w.varint(v === true ? 1 : 0);
+      return;
+    case "string": {
+      if (v === "" && !repeated) return;
+      w.varint(f.no * 8 + 2);
+      w.bytes(encoder.encode(v as string));
+      return;
+    }
+    case "bytes":
+      if ((v as Uint8Array).byteLength === 0 && !repeated) return;
+      w.varint(f.no * 8 + 2);
+      w.bytes(v as Uint8Array);
+      return;
+    case "message": {
+      const inner = new Writer();
+      writeMessage(inner, schemaOf(f), v as Plain);
+      w.varint(f.no * 8 + 2);
+      w.bytes(inner.finish());
+      return;
+    }
+  }
+}
+
+function schemaOf(f: FieldSpec): MessageSchema {
+  if (f.schema === undefined) throw new Error(`field ${f.name} of kind message has no schema`);
+  return f.schema;
+}
+
+/* --- Decoding ---------------------------------------------------------------------------------- */
+
+class Reader {
+  position = 0;
+  constructor(
+    readonly buf: Uint8Array,
+    readonly what: string,
+  ) {}
+
+  varint(): number {
+    let value = 0;
+    let scale = 1;
+    for (let i = 0; i < 10; i++) {
+      if (this.position >= this.buf.byteLength) throw new ProtoDecodeError(`${this.what}: truncated varint`);
+      const b = this.buf[this.position++] as number;
+      value += (b & 0x7f) * scale;
+      if (b < 0x80) {
+        if (!Number.isSafeInteger(value)) throw new ProtoDecodeError(`${this.what}: varint exceeds 2^53 - 1`);
+        return value;
+      }
+      scale *= 0x80;
+    }
+    throw new ProtoDecodeError(`${this.what}: varint longer than 10 bytes`);
+  }
+
+  slice(): Uint8Array {
+    const n = this.varint();
+    if (n > this.buf.byteLength - this.position) throw new ProtoDecodeError(`${this.what}: length ${n} runs past the end`);
+    const out = this.buf.subarray(this.position, this.position + n);
+    this.position += n;
+    return out;
+  }
+
+  skip(wireType: number): void {
+    switch (wireType) {
+      case 0:
+        this.varint();
+        return;
+      case 1:
+        this.advance(8);
+        return;
+      case 2:
+        this.slice();
+        return;
+      case 5:
+        this.advance(4);
+        return;
+      default:
+        throw new ProtoDecodeError(`${this.what}: unsupported wire type ${wireType}`);
+    }
+  }
+
+  private advance(n: number): void {
+    if (n > this.buf.byteLength - this.position) throw new ProtoDecodeError(`${this.what}: truncated fixed field`);
+    this.position += n;
+  }
+}
+
+/**
+ * Decodes protobuf bytes into an object with every schema field present (proto3 defaults for
+ * absent ones). Throws ProtoDecodeError on malformed input; never returns partial data.
+ */
+export function decodeMessage<T>(schema: MessageSchema, bytes: Uint8Array): T {
+  return readMessage(new Reader(bytes, schema.name), schema, 0) as T;
+}
+
+function defaults(schema: MessageSchema): Plain {
+  const out: Plain = {};
+  for (const f of schema.fields) {
+    if (f.repeated === true) out[f.name] = [];
+    else if (f.kind === "uint64") out[f.name] = 0;
+    else if (f.kind === "bool") out[f.name] = false;
+    else if (f.kind === "string") out[f.name] = "";
+    else if (f.kind === "bytes") out[f.name] = new Uint8Array(0);
+    else out[f.name] = null;
+  }
+  return out;
+}
+
+function readMessage(r: Reader, schema: MessageSchema, depth: number): Plain {
+  if (depth > depthMax) throw new ProtoDecodeError(`${schema.name}: nested deeper than ${depthMax}`);
+  const out = defaults(schema);
+  const byNo = new Map(schema.fields.map((f) => [f.no, f]));
+  while (r.position < r.buf.byteLength) {
+    const key = r.varint();
+    const no = Math.floor(key / 8);
+    const wireType = key % 8;
+    if (no === 0) throw new ProtoDecodeError(`${schema.name}: field number 0`);
+    const f = byNo.get(no);
+    if (f === undefined) {
+      r.skip(wireType);
+      continue;
+    }
+    readField(r, f, wireType, out, depth);
+  }
+  return out;
+}
+
+function readField(r: Reader, f: FieldSpec, wireType: number, out: Plain, depth: number): void {
+  const push = (v: unknown): void => {
+    if (f.repeated === true) (out[f.name] as unknown[]).push(v);
+    else out[f.name] = v;
+  };
+  const varintKind = f.kind === "uint64" || f.kind === "bool";
+  if (varintKind && wireType === 2 && f.repeated === true) {
+    // Packed repeated varints (the proto3 default for repeated scalars).
+    const inner = new Reader(r.slice(), r.what);
+    while (inner.position < inner.buf.byteLength) push(scalar(f, inner.varint()));
+    return;
+  }
+  const expected = varintKind ? 0 : 2;
+  if (wireType !== expected) throw new ProtoDecodeError(`${r.what}: field ${f.name} has wire type ${wireType}, expected ${expected}`);
+  if (varintKind) return push(scalar(f, r.varint()));
+  const bytes = r.slice();
+  if (f.kind === "bytes") return push(bytes.slice());
+  if (f.kind === "string") {
+    try {
+      return push(decoder.decode(bytes));
+    } catch (err) {
+      throw new ProtoDecodeError(`${r.what}: field ${f.name} is not valid UTF-8`, { cause: err });
+    }
+  }
+  const nested = schemaOf(f);
+  push(readMessage(new Reader(bytes, nested.name), nested, depth + 1));
+}
+
+function scalar(f: FieldSpec, v: number): unknown {
+  return f.kind === "bool" ? v !== 0 : v;
+}

@@ -1,0 +1,111 @@
+/**
+ * The bytes of one client entry inside a Raft entry's `data`, and of the result the state
+ * machine hands back to the proposer. The log is the data (DESIGN.md §3): this small header is
+ * all the ledger adds to a client's body.
+ *
+ * Client entry, version 1 (big-endian):
+ *   u8  version (1)
+ *   u8  clientId length n (0..64); 0 means "no deduplication"
+ *   n   clientId (UTF-8)
+ *   u32 sequence, high 21 bits  } a sequence in [0, 2^53); 0 exactly when n = 0
+ *   u32 sequence, low 32 bits   }
+ *   ... body (the rest)
+ */
+
+export const entryVersion = 1;
+export const clientIdBytesMax = 64;
+const fixedBytes = 1 + 1 + 8;
+
+export interface ClientEntry {
+  readonly clientId: string;
+  readonly sequence: number;
+  readonly body: Uint8Array;
+}
+
+/** Untrusted bytes that are not a client entry (only a bug or corruption gets one into the log). */
+export class EntryFormatError extends Error {
+  override readonly name = "EntryFormatError";
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder("utf-8", { fatal: true });
+
+/** Header bytes an entry with `clientId` adds to its body. */
+export function entryOverheadBytes(clientId: string): number {
+  return fixedBytes + encoder.encode(clientId).byteLength;
+}
+
+/** Encodes a client entry. Throws EntryFormatError for a clientId/sequence that break the rules above. */
+export function encodeClientEntry(e: ClientEntry): Uint8Array {
+  const id = encoder.encode(e.clientId);
+  checkIdentity(id.byteLength, e.sequence);
+  const out = new Uint8Array(fixedBytes + id.byteLength + e.body.byteLength);
+  const view = new DataView(out.buffer);
+  out[0] = entryVersion;
+  out[1] = id.byteLength;
+  out.set(id, 2);
+  const at = 2 + id.byteLength;
+  view.setUint32(at, Math.floor(e.sequence / 2 ** 32));
+  view.setUint32(at + 4, e.sequence % 2 ** 32);
+  out.set(e.body, at + 8);
+  return out;
+}
+
+export function decodeClientEntry(data: Uint8Array): ClientEntry {
+  if (data.byteLength < fixedBytes) throw new EntryFormatError(`entry of ${data.byteLength} bytes is shorter than the ${fixedBytes}-byte header`);
+  if (data[0] !== entryVersion) throw new EntryFormatError(`entry version ${String(data[0])}, expected ${entryVersion}`);
+  const n = data[1] as number;
+  if (data.byteLength < fixedBytes + n) throw new EntryFormatError(`entry of ${data.byteLength} bytes is shorter than its header`);
+  let clientId: string;
+  try {
+    clientId = decoder.decode(data.subarray(2, 2 + n));
+  } catch (err) {
+    throw new EntryFormatError("entry clientId is not valid UTF-8", { cause: err });
+  }
+  const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
+  const high = view.getUint32(2 + n);
+  const sequence = high * 2 ** 32 + view.getUint32(2 + n + 4);
+  checkIdentity(n, sequence);
+  return { clientId, sequence, body: data.subarray(fixedBytes + n) };
+}
+
+function checkIdentity(idBytes: number, sequence: number): void {
+  if (idBytes > clientIdBytesMax) throw new EntryFormatError(`clientId of ${idBytes} bytes exceeds ${clientIdBytesMax}`);
+  if (!Number.isSafeInteger(sequence) || sequence < 0) throw new EntryFormatError(`sequence (${sequence}) must be an integer in [0, 2^53)`);
+  if (idBytes === 0 && sequence !== 0) throw new EntryFormatError(`sequence (${sequence}) must be 0 without a clientId`);
+  if (idBytes > 0 && sequence === 0) throw new EntryFormatError("sequence must be > 0 with a clientId");
+}
+
+/* --- Apply results --------------------------------------------------------------------------- */
+
+/**
+ * What applying an entry did, as seen by the proposer. `applied`: a new entry at its own index.
+ * `duplicate`: a retry of (clientId, sequence) first applied at `index` (term `term`); this entry
+ * changed nothing. `expired`: its sequence is older than the client's dedup window, so whether it
+ * was applied before is not known; this entry changed nothing. `malformed`: not a client entry.
+ */
+export const ApplyKind = { applied: 0, duplicate: 1, expired: 2, malformed: 3, noop: 4 } as const;
+export type ApplyKind = (typeof ApplyKind)[keyof typeof ApplyKind];
+
+export interface ApplyResult {
+  readonly kind: ApplyKind;
+  readonly index: number;
+  readonly term: number;
+}
+
+export function encodeApplyResult(r: ApplyResult): Uint8Array {
+  const out = new Uint8Array(17);
+  const view = new DataView(out.buffer);
+  out[0] = r.kind;
+  view.setFloat64(1, r.index);
+  view.setFloat64(9, r.term);
+  return out;
+}
+
+export function decodeApplyResult(bytes: Uint8Array): ApplyResult {
+  if (bytes.byteLength !== 17) throw new EntryFormatError(`apply result of ${bytes.byteLength} bytes, expected 17`);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const kind = bytes[0] as number;
+  if (kind > ApplyKind.noop) throw new EntryFormatError(`apply result kind ${kind}`);
+  return { kind: kind as ApplyKind, index: view.getFloat64(1), term: view.getFloat64(9) };
+}
