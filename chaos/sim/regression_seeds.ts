@@ -18,35 +18,30 @@ export const regressionSeeds: readonly RegressionSeed[] = [
   {
     seed: 1,
     replicas: 3,
-    note: "baseline: crashes, pauses and partitions; also the first seed to catch a pre-vote that changes the term, on either side: pre_vote_rule",
-  },
-  { seed: 3, replicas: 3, note: "baseline: heavy client load" },
-  { seed: 1, replicas: 5, note: "baseline: 5-replica group" },
-  {
-    seed: 2,
-    replicas: 3,
     note:
-      "core bug: a replica that compacted its log below its snapshot (compactTo < snapshot index) " +
-      "restarted with applied = firstIndex - 1 instead of the snapshot index and re-applied entries " +
-      "its state machine already held: applied_regression",
+      "core bug: a replica that compacted its log below its snapshot (compactTo < snapshot index) restarted " +
+      "with applied = firstIndex - 1 instead of the snapshot index and re-applied entries its state machine " +
+      "already held: applied_regression. First seed to catch: stale-term RPCs processed (the core's gateway " +
+      "then sees a second leader), and a pre-vote that changes the term on either side: pre_vote_rule",
   },
+  { seed: 3, replicas: 3, note: "mutation: commit by counting earlier-term entries (Raft §5.4.2), first: commit_rule" },
+  { seed: 1, replicas: 5, note: "baseline 5 replicas; mutation: votes granted without the up-to-date check (§5.4.1): leader_completeness" },
+  { seed: 2, replicas: 3, note: "mutation: votes granted without the up-to-date check, first in 3 replicas: leader_completeness" },
   {
-    seed: 24,
+    seed: 16,
     replicas: 3,
     note:
       "core bug: a replicate-state window filled by appends that were lost was never freed; heartbeat " +
       "responses marked the peer for append but isPaused() blocked it, so commit stalled: liveness failure",
   },
-  { seed: 2, replicas: 3, note: "mutation: commit by counting earlier-term entries (Raft §5.4.2), first: commit_rule" },
+  { seed: 3, replicas: 5, note: "mutation: stale-term RPCs processed, first in 5 replicas (a second leader at the gateway)" },
+  { seed: 5, replicas: 5, note: "mutation: commit by counting earlier-term entries, first in 5 replicas: commit_rule" },
   {
-    seed: 223,
+    seed: 80,
     replicas: 3,
-    note: "mutation: commit by counting earlier-term entries, its Figure 8 consequence: leader_completeness",
+    note: "mutation: commit by counting earlier-term entries, its Figure 8 consequence (commit_rule off): leader_completeness",
   },
-  { seed: 1155, replicas: 5, note: "mutation: commit by counting earlier-term entries, Figure 8 in 5 replicas: leader_completeness" },
-  { seed: 153, replicas: 3, note: "mutation: vote granted before the vote is durable, first: election_safety" },
-  { seed: 1298, replicas: 5, note: "mutation: vote granted before the vote is durable, first in 5 replicas: election_safety" },
-  { seed: 4, replicas: 3, note: "mutation: stale-term RPCs processed, first (the core's gateway sees a second leader)" },
-  { seed: 4, replicas: 3, note: "mutation: votes granted without the up-to-date check (§5.4.1), first: leader_completeness" },
-  { seed: 2, replicas: 5, note: "mutation: votes granted without the up-to-date check, first in 5 replicas: leader_completeness" },
+  { seed: 998, replicas: 5, note: "mutation: commit by counting earlier-term entries, Figure 8 in 5 replicas: leader_completeness" },
+  { seed: 208, replicas: 3, note: "mutation: vote granted before the vote is durable, first: election_safety" },
+  { seed: 395, replicas: 5, note: "mutation: vote granted before the vote is durable, first in 5 replicas: election_safety" },
 ];

@@ -142,6 +142,7 @@ export class ReplicaHost {
     this.syncDone = false;
     this.paused = false;
     this.lastRole = "follower";
+    for (const item of this.inbox) if (item.kind === "read") this.env.reads.onReadAbandoned(item.readId);
     this.inbox = [];
     this.inboxTicks = 0;
     this.proposals.clear();

@@ -60,6 +60,14 @@ export const tickUsNominal = 10_000;
 
 /** Draws the parameters of a run from `prng` (the seed's parameter stream). */
 export function drawSimParams(seed: number, replicas: number, prng: Prng): SimParams {
+  // Election timing varies too: short timeouts mean many elections and check-quorum step-downs;
+  // heartbeatTicks 1 against electionTicks 20 is the calm end.
+  const [electionTicks, heartbeatTicks] = prng.pick([
+    [10, 2],
+    [10, 2],
+    [6, 1],
+    [20, 3],
+  ] as const);
   const tickUs: number[] = [];
   for (let i = 0; i < replicas; i++) tickUs.push(tickUsNominal + prng.int(-150, 151));
   return {
@@ -83,8 +91,9 @@ export function drawSimParams(seed: number, replicas: number, prng: Prng): SimPa
     snapshotPadBytes: prng.pick([0, 300, 3_000]),
     compactLagMax: prng.pick([0, 5, 30]),
     core: {
-      electionTicks: 10,
-      heartbeatTicks: 2,
+      electionTicks,
+      heartbeatTicks,
+      preferredLeader: prng.pick([null, null, "n1"]),
       inflightRpcsMax: prng.pick([1, 4, 64]),
       inflightBytesMax: prng.pick([512, 16 * 1024 * 1024]),
       appendBytesMax: prng.pick([32, 64, 1024, 1024 * 1024]),

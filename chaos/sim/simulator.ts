@@ -1,3 +1,4 @@
+import { assert } from "../../raft/base/assert.js";
 import { Prng } from "../../raft/base/prng.js";
 import { silentLogger } from "../../raft/base/logger.js";
 import { rpcTypes, type Rpc, type RpcType } from "../../raft/core/types.js";
@@ -134,6 +135,7 @@ export class Simulator implements HostEnv {
   };
 
   constructor(options: SimOptions) {
+    assert(options.replicas >= 1 && options.replicas <= 9, `simulator replicas must be in [1, 9], got ${options.replicas}`);
     const root = new Prng(options.seed);
     this.params = drawSimParams(options.seed, options.replicas, root.fork());
     this.trace = options.trace === true ? [] : null;
