@@ -1,6 +1,7 @@
 import { type Command, InvalidArgumentError } from "commander";
 import { formatViolation } from "../checkers/violation.js";
 import { defaultWorkers, describeFailure, passed, quantile, replayCommand, runBatch, summaryLine, type BatchSummary } from "./runner.js";
+import type { SimStore } from "./replica_host.js";
 import { runSeed } from "./simulator.js";
 
 /**
@@ -14,6 +15,7 @@ interface SimCliOptions {
   readonly first: number;
   readonly seed?: number;
   readonly replicas: number;
+  readonly store: SimStore;
   readonly workers: number;
   readonly json?: boolean;
   readonly trace?: boolean;
@@ -37,6 +39,11 @@ function parseSeed(value: string): number {
   return n;
 }
 
+function parseStore(value: string): SimStore {
+  if (value !== "commitlog" && value !== "memory") throw new InvalidArgumentError(`must be commitlog or memory, got ${value}`);
+  return value;
+}
+
 function parseReplicas(value: string): number {
   if (value !== "3" && value !== "5") throw new InvalidArgumentError(`must be 3 or 5, got ${value}`);
   return Number(value);
@@ -50,6 +57,7 @@ export function registerSimCommand(program: Command, _groups: { readonly bench: 
     .option("--first <s>", "first seed of the batch", parseSeed, 1)
     .option("--seed <s>", "replay one seed exactly; prints a step trace if it fails", parseSeed)
     .option("--replicas <n>", "replicas per group: 3 or 5", parseReplicas, 3)
+    .option("--store <kind>", "log store under each replica: commitlog (the real CommitLog on a simulated disk) or memory", parseStore, "commitlog" as SimStore)
     .option("--workers <n>", "worker threads for batches (0 = in process)", parseCount(64), defaultWorkers())
     .option("--json", "print a JSON report (one line) before the summary line")
     .option("--trace", "with --seed: print the trace even when the seed passes")
@@ -66,6 +74,7 @@ async function batch(opts: SimCliOptions): Promise<boolean> {
   const summary = await runBatch({
     seeds,
     replicas: opts.replicas,
+    store: opts.store,
     workers: opts.workers,
     onFailure: opts.json === true ? undefined : (r) => console.log(describeFailure(r)),
   });
@@ -96,7 +105,7 @@ function jsonReport(s: BatchSummary): Record<string, unknown> {
       violation: r.violation,
       livenessFailure: r.livenessFailure,
       simulatedMs: r.simulatedUs / 1000,
-      replay: replayCommand(r.seed, r.replicas),
+      replay: replayCommand(r.seed, r.replicas, r.store),
     })),
   };
 }
@@ -110,7 +119,7 @@ function keyEvents(trace: readonly string[]): string[] {
 
 function replay(seed: number, opts: SimCliOptions): boolean {
   const started = performance.now();
-  const { result, trace } = runSeed({ seed, replicas: opts.replicas, trace: true });
+  const { result, trace } = runSeed({ seed, replicas: opts.replicas, store: opts.store, trace: true });
   const wallMs = performance.now() - started;
   const ok = passed(result);
   if ((!ok || opts.trace === true) && trace !== null && opts.json !== true) {

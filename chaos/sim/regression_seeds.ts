@@ -7,10 +7,13 @@
  *     the rule is taken out of raft/core, and pass with it). "first" = the lowest seed from 1
  *     that caught the removal.
  * A change to the simulator's random draws changes every schedule: re-derive the list then.
+ * Seeds without a `store` were derived on the MemoryLogStore and replay on it (the CommitLog
+ * draws extra random numbers for crashes, so the same seed is a different schedule there).
  */
 export interface RegressionSeed {
   readonly seed: number;
   readonly replicas: 3 | 5;
+  readonly store?: "commitlog" | "memory";
   readonly note: string;
 }
 

@@ -4,7 +4,9 @@ import type { Prng } from "../../raft/base/prng.js";
 import type { RaftConfigInput } from "../../raft/core/config.js";
 import { MemoryLogStore } from "../../raft/core/memory_log_store.js";
 import { RaftCore } from "../../raft/core/raft.js";
-import type { Entry, ReadState, Ready, Rpc } from "../../raft/core/types.js";
+import type { DurableLogStore, Entry, ReadState, Ready, Rpc } from "../../raft/core/types.js";
+import { silentLogger } from "../../raft/base/logger.js";
+import { DiskSim, openCommitLog, SimCrashError } from "../../storage/index.js";
 import { entryDataHash } from "../checkers/chain.js";
 import type { RaftChecker } from "../checkers/raft_checker.js";
 import type { ReadChecker } from "../checkers/read_checker.js";
@@ -13,7 +15,8 @@ import { KvStateMachine, putKey, putOpId } from "./kv.js";
 import { formatReady, formatRpc, formatTime } from "./trace.js";
 
 /**
- * One simulated replica: a RaftCore over a MemoryLogStore, the KV state machine, and the driver
+ * One simulated replica: a RaftCore over the real CommitLog on a DiskSim (or, with store
+ * "memory", over a MemoryLogStore), the KV state machine, and the driver
  * loop of DESIGN.md §4 — step inbound RPCs, take one Ready, write it, "fsync" (an event some
  * simulated time later), then send the acks, apply, and advance. While the fsync is in flight or
  * the replica is paused, RPCs, ticks and client requests wait in its inbox, as they would in a
@@ -60,8 +63,16 @@ interface WaitingRead {
   readonly readIndex: number;
 }
 
+/**
+ * Which log store a simulated replica runs on. "commitlog": the production CommitLog (storage/)
+ * on a DiskSim, so crashes exercise real recovery, torn tails included. "memory": the core's
+ * MemoryLogStore, cheaper, with the same durability semantics but no on-disk format.
+ */
+export type SimStore = "commitlog" | "memory";
+
 export interface HostOptions {
   readonly id: string;
+  readonly store: SimStore;
   readonly index: number;
   readonly members: readonly string[];
   readonly core: Omit<RaftConfigInput, "id" | "members">;
@@ -82,7 +93,10 @@ export class ReplicaHost {
 
   readonly id: string;
   readonly index: number;
-  readonly store: MemoryLogStore;
+  store: DurableLogStore;
+  private readonly memory: MemoryLogStore | null;
+  private readonly disk: DiskSim | null;
+  private readonly crashPrng: Prng | null;
   core: RaftCore | null = null;
   kv = new KvStateMachine();
   incarnation = 0;
@@ -102,6 +116,8 @@ export class ReplicaHost {
   /** Counters for the run's statistics. */
   snapshotsTaken = 0;
   snapshotsInstalled = 0;
+  /** CommitLog reopens whose recovery cut a torn tail (a crash that landed inside a group commit). */
+  tornTailsCut = 0;
   private readonly compactPrng: Prng;
 
   constructor(
@@ -110,8 +126,34 @@ export class ReplicaHost {
   ) {
     this.id = options.id;
     this.index = options.index;
-    this.store = new MemoryLogStore({ members: options.members });
     this.compactPrng = options.prng.fork();
+    if (options.store === "commitlog") {
+      this.memory = null;
+      this.disk = new DiskSim();
+      this.crashPrng = this.compactPrng.fork();
+      this.store = this.openLog();
+    } else {
+      this.memory = new MemoryLogStore({ members: options.members });
+      this.disk = null;
+      this.crashPrng = null;
+      this.store = this.memory;
+    }
+  }
+
+  /**
+   * Opens the CommitLog on this replica's simulated disk, running recovery. Segments and the tail
+   * cache are tiny so that a short run rolls segments and serves lagging followers from "disk".
+   */
+  private openLog(): DurableLogStore {
+    assert(this.disk !== null, "openLog without a simulated disk");
+    return openCommitLog({
+      disk: this.disk,
+      dir: `/${this.id}`,
+      members: this.options.members,
+      segmentBytes: 16 * 1024,
+      tailCacheBytes: 32 * 1024,
+      logger: silentLogger,
+    });
   }
 
   get alive(): boolean {
@@ -126,6 +168,11 @@ export class ReplicaHost {
   start(): void {
     assert(this.core === null, `${this.id} started twice`);
     const { id, members, core: config, prng, logger } = this.options;
+    if (this.disk !== null && this.incarnation > 0) {
+      const log = this.openLog() as ReturnType<typeof openCommitLog>;
+      if (log.report.tornTail !== null) this.tornTailsCut++;
+      this.store = log;
+    }
     this.core = new RaftCore({ config: { ...config, id, members }, logStore: this.store, prng: prng.fork(), logger });
     const snap = this.store.snapshot();
     this.kv = snap === null ? new KvStateMachine() : KvStateMachine.restore(snap.data, snap.meta.index);
@@ -136,7 +183,8 @@ export class ReplicaHost {
 
   /** Power loss: unsynced writes are gone, the process and everything in memory with it. */
   crash(): void {
-    this.store.crash();
+    if (this.memory !== null) this.memory.crash();
+    else this.powerLoss();
     this.core = null;
     this.syncing = null;
     this.syncDone = false;
@@ -151,6 +199,27 @@ export class ReplicaHost {
     this.readKeys.clear();
     this.waitingReads = [];
     this.incarnation++;
+  }
+
+  /**
+   * Power loss under the CommitLog. If a group commit is in flight, the crash may land inside it:
+   * some of its writes reach the disk unsynced, and the crash then tears or drops them, which is
+   * the case recovery's torn-tail rules exist for. The old CommitLog object is abandoned; start()
+   * reopens the directory.
+   */
+  private powerLoss(): void {
+    const disk = this.disk;
+    const prng = this.crashPrng;
+    assert(disk !== null && prng !== null, "powerLoss without a simulated disk");
+    if (this.syncing !== null && !this.syncDone && prng.chance(0.5)) {
+      disk.crashAtOp(disk.operations + prng.int(0, 6));
+      try {
+        this.store.sync();
+      } catch (err) {
+        if (!(err instanceof SimCrashError)) throw err;
+      }
+    }
+    disk.crash(prng);
   }
 
   pause(): void {

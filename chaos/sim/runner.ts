@@ -3,6 +3,7 @@ import { Worker } from "node:worker_threads";
 import { assert } from "../../raft/base/assert.js";
 import { formatViolation } from "../checkers/violation.js";
 import { runSeed, type SeedResult } from "./simulator.js";
+import type { SimStore } from "./replica_host.js";
 
 /**
  * Runs many seeds: in worker threads (one per core) from the compiled dist/ JavaScript, or in
@@ -27,6 +28,7 @@ export interface BatchSummary {
 export interface BatchOptions {
   readonly seeds: readonly number[];
   readonly replicas: number;
+  readonly store: SimStore;
   /** Worker threads; 0 runs in process. */
   readonly workers: number;
   /** Called for each failing seed as soon as it is known (for streaming output). */
@@ -54,7 +56,7 @@ export async function runBatch(options: BatchOptions): Promise<BatchSummary> {
 function runInProcess(options: BatchOptions): SeedResult[] {
   const out: SeedResult[] = [];
   for (const seed of options.seeds) {
-    const { result } = runSeed({ seed, replicas: options.replicas });
+    const { result } = runSeed({ seed, replicas: options.replicas, store: options.store });
     if (!passed(result)) options.onFailure?.(result);
     out.push(result);
   }
@@ -74,7 +76,7 @@ async function runInWorkers(options: BatchOptions): Promise<SeedResult[]> {
           void worker.terminate().then(() => resolve());
           return;
         }
-        worker.postMessage({ seeds, replicas: options.replicas });
+        worker.postMessage({ seeds, replicas: options.replicas, store: options.store });
       };
       worker.on("message", (msg: { readonly results: readonly SeedResult[] }) => {
         for (const r of msg.results) {
@@ -126,14 +128,14 @@ function summarize(results: SeedResult[], replicas: number, wallMs: number): Bat
 }
 
 /** The command that replays one seed with a trace. */
-export function replayCommand(seed: number, replicas: number): string {
-  return `dledger sim --seed ${seed} --replicas ${replicas}`;
+export function replayCommand(seed: number, replicas: number, store: SimStore = "commitlog"): string {
+  return `dledger sim --seed ${seed} --replicas ${replicas}${store === "commitlog" ? "" : ` --store ${store}`}`;
 }
 
 /** One line naming what failed and how to replay it. */
 export function describeFailure(r: SeedResult): string {
   const what = r.violation !== null ? `violation ${formatViolation(r.violation)}` : `liveness failure: ${r.livenessFailure ?? "?"}`;
-  return `FAIL seed ${r.seed} (${r.replicas} replicas) at ${(r.simulatedUs / 1000).toFixed(3)} ms: ${what} — replay: ${replayCommand(r.seed, r.replicas)}`;
+  return `FAIL seed ${r.seed} (${r.replicas} replicas) at ${(r.simulatedUs / 1000).toFixed(3)} ms: ${what} — replay: ${replayCommand(r.seed, r.replicas, r.store)}`;
 }
 
 /** The last line of every `dledger sim` run (its exact shape is part of the CLI contract). */

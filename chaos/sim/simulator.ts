@@ -9,7 +9,7 @@ import { ViolationKind, ViolationLog, formatViolation, type Violation } from "..
 import { EventQueue } from "./event_queue.js";
 import { encodePut, kvKeys } from "./kv.js";
 import { Network } from "./network.js";
-import { ReplicaHost, type HostEnv, type ProposedOp } from "./replica_host.js";
+import { ReplicaHost, type HostEnv, type ProposedOp, type SimStore } from "./replica_host.js";
 import { drawNetParams, drawSimParams, type SimParams } from "./sim_params.js";
 import { formatRpc, formatTime, traceLogger } from "./trace.js";
 
@@ -28,6 +28,8 @@ export interface SimOptions {
   readonly trace?: boolean;
   /** Call core.checkInvariants() after every turn (default true). */
   readonly checkInvariants?: boolean;
+  /** The log store under each replica (default "commitlog": the real CommitLog on a DiskSim). */
+  readonly store?: SimStore;
 }
 
 export interface SimStats {
@@ -39,6 +41,8 @@ export interface SimStats {
   rpcs: number;
   crashes: number;
   restarts: number;
+  /** Restarts whose CommitLog recovery cut a torn tail. */
+  tornTailsCut: number;
   pauses: number;
   partitions: number;
   leaderTerms: number;
@@ -50,6 +54,7 @@ export interface SimStats {
 export interface SeedResult {
   readonly seed: number;
   readonly replicas: number;
+  readonly store: SimStore;
   readonly violation: Violation | null;
   readonly livenessFailure: string | null;
   readonly simulatedUs: number;
@@ -107,6 +112,7 @@ export class Simulator implements HostEnv {
   private readonly faultPrng: Prng;
   private readonly clientPrng: Prng;
   private readonly diskPrng: Prng;
+  private readonly store: SimStore;
   private readonly delays: number[] = [];
   private phase: "safety" | "liveness" | "done" = "safety";
   private livenessStartUs = -1;
@@ -126,6 +132,7 @@ export class Simulator implements HostEnv {
     rpcs: 0,
     crashes: 0,
     restarts: 0,
+    tornTailsCut: 0,
     pauses: 0,
     partitions: 0,
     leaderTerms: 0,
@@ -149,16 +156,19 @@ export class Simulator implements HostEnv {
     }
     this.checker = new RaftChecker(this.ids, this.violations);
     this.reads = new ReadChecker(this.violations);
-    for (let i = 0; i < options.replicas; i++) this.hosts.push(this.makeHost(i, root.fork(), options.checkInvariants ?? true));
+    const store = options.store ?? "commitlog";
+    this.store = store;
+    for (let i = 0; i < options.replicas; i++) this.hosts.push(this.makeHost(i, root.fork(), options.checkInvariants ?? true, store));
   }
 
-  private makeHost(i: number, prng: Prng, checkInvariants: boolean): ReplicaHost {
+  private makeHost(i: number, prng: Prng, checkInvariants: boolean, store: SimStore): ReplicaHost {
     const id = this.ids[i] as string;
     const p = this.params;
     const logger = this.trace === null ? silentLogger : traceLogger(this.trace, () => this.nowUs, { replica: id });
     return new ReplicaHost(
       {
         id,
+        store,
         index: i,
         members: this.ids,
         core: p.core,
@@ -197,10 +207,12 @@ export class Simulator implements HostEnv {
     for (const h of this.hosts) {
       this.stats.snapshotsTaken += h.snapshotsTaken;
       this.stats.snapshotsInstalled += h.snapshotsInstalled;
+      this.stats.tornTailsCut += h.tornTailsCut;
     }
     return {
       seed: this.params.seed,
       replicas: this.params.replicas,
+      store: this.store,
       violation,
       livenessFailure: violation === null ? this.livenessFailure : null,
       simulatedUs: this.nowUs,
