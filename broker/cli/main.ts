@@ -20,6 +20,7 @@ async function main(argv: readonly string[]): Promise<void> {
     (await import("../../storage/command.js")).registerStorageCommands,
     (await import("../server/command.js")).registerServerCommands,
     (await import("../../bench/command.js")).registerBenchCommands,
+    (await import("../../chaos/checkers/command.js")).registerCheckCommand,
   ];
   for (const register of registrars) register(program, { bench });
   try {
