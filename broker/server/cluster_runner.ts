@@ -52,12 +52,13 @@ export function writeClusterConfigs(dir: string, nodes: number, basePort: number
 
 /**
  * Spawns one `dledger start --config` child with its output appended to its log file. `mainJs`
- * is the compiled CLI (tests running from sources pass dist/broker/cli/main.js).
+ * is the compiled CLI (tests running from sources pass dist/broker/cli/main.js). `nodeArgs` go
+ * to node before the script: benchmarks pass `--cpu-prof`, which NODE_OPTIONS does not allow.
  */
-export function spawnReplica(m: ClusterMember, mainJs = cliMainJs): ChildProcess {
+export function spawnReplica(m: ClusterMember, mainJs = cliMainJs, nodeArgs: readonly string[] = []): ChildProcess {
   const fd = openSync(m.logPath, "a");
   try {
-    return spawn(process.execPath, [mainJs, "start", "--config", m.configPath], { stdio: ["ignore", fd, fd] });
+    return spawn(process.execPath, [...nodeArgs, mainJs, "start", "--config", m.configPath], { stdio: ["ignore", fd, fd] });
   } finally {
     closeSync(fd);
   }

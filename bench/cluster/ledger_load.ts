@@ -1,0 +1,164 @@
+import { randomUUID } from "node:crypto";
+import * as grpc from "@grpc/grpc-js";
+import { LedgerClient } from "../../broker/client/ledger_client.js";
+import { errorKeys, ledgerService, type AppendRequest, type AppendResponse, type AppendStreamResponse } from "../../broker/api/ledger_messages.js";
+
+/**
+ * The load generator's connection to one replica: several gRPC channels (separate HTTP/2
+ * connections), used round-robin. A single grpc-js connection tops out near 2–3 k calls/s on
+ * this box (../shared/anchors/REPORT.md), so appends travel in AppendStream calls that carry a
+ * batch each, and one entry alone uses a unary Append (one round trip, the latency floor).
+ */
+export class LedgerChannels {
+  private readonly clients: grpc.Client[];
+  private next = 0;
+
+  constructor(
+    readonly address: string,
+    channels: number,
+  ) {
+    this.clients = Array.from({ length: Math.max(1, channels) }, () => new grpc.Client(address, grpc.credentials.createInsecure(), { "grpc.use_local_subchannel_pool": 1, "grpc.enable_retries": 0 }));
+  }
+
+  private pick(): grpc.Client {
+    const c = this.clients[this.next++ % this.clients.length] as grpc.Client;
+    return c;
+  }
+
+  /** Appends `reqs` (≥ 1) in one call; resolves with one outcome per request, in order. */
+  send(reqs: readonly AppendRequest[], timeoutMs: number): Promise<SendResult> {
+    return reqs.length === 1 ? this.unary(reqs[0] as AppendRequest, timeoutMs) : this.stream(reqs, timeoutMs);
+  }
+
+  private unary(req: AppendRequest, timeoutMs: number): Promise<SendResult> {
+    const m = ledgerService.Append;
+    return new Promise((resolve) => {
+      this.pick().makeUnaryRequest(m.path, m.requestSerialize, m.responseDeserialize, req, new grpc.Metadata(), { deadline: Date.now() + timeoutMs }, (err, value) => {
+        if (err !== null || value === undefined) resolve(callFailed(err));
+        else resolve({ ok: true, responses: [value] });
+      });
+    });
+  }
+
+  private stream(reqs: readonly AppendRequest[], timeoutMs: number): Promise<SendResult> {
+    const m = ledgerService.AppendStream;
+    return new Promise((resolve) => {
+      const call = this.pick().makeClientStreamRequest(m.path, m.requestSerialize, m.responseDeserialize, new grpc.Metadata(), { deadline: Date.now() + timeoutMs }, (err, value?: AppendStreamResponse) => {
+        if (err !== null || value === undefined) return resolve(callFailed(err));
+        const responses: (AppendResponse | ItemFailure)[] = value.results.map((r) => (r.code === 0 && r.response !== null ? r.response : { failed: true, code: r.code, reason: r.reason }));
+        resolve({ ok: true, responses });
+      });
+      for (const r of reqs) call.write(r);
+      call.end();
+    });
+  }
+
+  close(): void {
+    for (const c of this.clients) c.close();
+  }
+}
+
+export interface ItemFailure {
+  readonly failed: true;
+  readonly code: number;
+  readonly reason: string;
+}
+
+export type SendResult =
+  | { readonly ok: true; readonly responses: readonly (AppendResponse | ItemFailure)[] }
+  | { readonly ok: false; readonly code: number; readonly reason: string; readonly details: string; readonly leaderAddress: string | null };
+
+function callFailed(err: grpc.ServiceError | null): SendResult {
+  const one = (k: string): string | null => {
+    const v = err?.metadata?.get(k)[0];
+    return typeof v === "string" && v !== "" ? v : null;
+  };
+  return { ok: false, code: err?.code ?? grpc.status.UNKNOWN, reason: one(errorKeys.reason) ?? "", details: err?.details ?? "no response", leaderAddress: one(errorKeys.leaderAddress) };
+}
+
+export function isFailure(r: AppendResponse | ItemFailure): r is ItemFailure {
+  return "failed" in r;
+}
+
+/**
+ * A virtual producer: its own clientId and increasing sequences, so the server's exactly-once
+ * table sees ordinary producers. A producer has at most one call outstanding and a batch stays
+ * within the server's per-client window of 64 sequences (broker/ledger_state_machine.ts).
+ */
+export class Producer {
+  readonly clientId = randomUUID();
+  private sequence = 1;
+
+  constructor(private readonly body: Uint8Array) {}
+
+  requests(n: number): AppendRequest[] {
+    const out: AppendRequest[] = new Array<AppendRequest>(n);
+    for (let i = 0; i < n; i++) out[i] = { clientId: this.clientId, sequence: this.sequence++, body: this.body };
+    return out;
+  }
+}
+
+/** Largest batch one producer sends in one call (below the server's dedup window of 64). */
+export const producerBatchMax = 64;
+
+export function entryBody(bytes: number): Uint8Array {
+  const body = new Uint8Array(bytes);
+  for (let i = 0; i < bytes; i++) body[i] = (i * 131 + 7) & 0xff;
+  return body;
+}
+
+/**
+ * Channels to whichever replica leads now. A refusal that names another leader (or a "not
+ * leader" inside a stream's results) triggers one rediscovery through Metadata at a time, and
+ * later calls go to the new leader. Calls already in flight finish on the old channels.
+ */
+export class LeaderTarget {
+  private ch: LedgerChannels;
+  private finding: Promise<void> | null = null;
+  private readonly finder: LedgerClient;
+  private readonly retired: LedgerChannels[] = [];
+  leaderChanges = 0;
+
+  constructor(
+    endpoints: readonly string[],
+    leaderAddress: string,
+    private readonly channels: number,
+  ) {
+    this.ch = new LedgerChannels(leaderAddress, channels);
+    this.finder = new LedgerClient({ endpoints, attemptTimeoutMs: 300 });
+  }
+
+  get address(): string {
+    return this.ch.address;
+  }
+
+  async send(reqs: readonly AppendRequest[], timeoutMs: number): Promise<SendResult> {
+    const r = await this.ch.send(reqs, timeoutMs);
+    const moved = r.ok ? r.responses.some((x) => isFailure(x) && (x.reason === "not_leader" || x.reason === "stopped")) : r.reason !== "" || r.code === grpc.status.UNAVAILABLE;
+    if (moved) this.rediscover(r.ok ? null : r.leaderAddress);
+    return r;
+  }
+
+  private rediscover(hint: string | null): void {
+    if (hint !== null && hint !== this.ch.address) return this.switchTo(hint);
+    this.finding ??= this.finder
+      .findLeader()
+      .then((address) => {
+        if (address !== null && address !== this.ch.address) this.switchTo(address);
+      })
+      .catch(() => {})
+      .finally(() => (this.finding = null));
+  }
+
+  private switchTo(address: string): void {
+    this.retired.push(this.ch);
+    this.ch = new LedgerChannels(address, this.channels);
+    this.leaderChanges++;
+  }
+
+  close(): void {
+    this.ch.close();
+    for (const c of this.retired) c.close();
+    this.finder.close();
+  }
+}
