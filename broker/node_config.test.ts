@@ -15,7 +15,7 @@ const good = {
 describe("node config", () => {
   it("accepts a valid config, fills defaults and freezes it", () => {
     const c = validateNodeConfig(good);
-    expect(c.raft).toEqual({ tickMs: 5, electionTicks: 20, heartbeatTicks: 4, preferredLeader: null });
+    expect(c.raft).toEqual({ tickMs: 5, electionTicks: 60, heartbeatTicks: 6, leaderLostSpreadTicks: 10, preferredLeader: null });
     expect(Object.isFrozen(c.raft)).toBe(true);
     expect(c.tls).toBeNull();
   });
@@ -26,6 +26,7 @@ describe("node config", () => {
     { name: "bad address", patch: { peers: { ...good.peers, n2: "localhost" } }, message: /peers.n2 \("localhost"\) must be host:port/ },
     { name: "heartbeat not below election", patch: { raft: { electionTicks: 4, heartbeatTicks: 4 } }, message: /raft.heartbeatTicks \(4\) must be < raft.electionTicks \(4\)/ },
     { name: "tick of zero", patch: { raft: { tickMs: 0 } }, message: /raft.tickMs \(0\) must be an integer in \[1, 1000\]/ },
+    { name: "leader-lost spread beyond the election timeout", patch: { raft: { electionTicks: 8, heartbeatTicks: 2, leaderLostSpreadTicks: 9 } }, message: /raft.leaderLostSpreadTicks \(9\) must be an integer in \[1, 8\]/ },
     { name: "unknown setting", patch: { raft: { electionTimeoutMs: 100 } }, message: /unknown setting raft.electionTimeoutMs/ },
     { name: "listen.peer differs from own peer address", patch: { listen: { ...good.listen, peer: "127.0.0.1:9999" } }, message: /listen.peer \(127.0.0.1:9999\) must equal peers.n1/ },
     { name: "preferred leader outside", patch: { raft: { preferredLeader: "n7" } }, message: /raft.preferredLeader \("n7"\) must be one of peers/ },

@@ -29,6 +29,7 @@ export interface NodeConfig {
     readonly tickMs: number;
     readonly electionTicks: number;
     readonly heartbeatTicks: number;
+    readonly leaderLostSpreadTicks: number;
     readonly preferredLeader: string | null;
   };
   readonly snapshots: { readonly everyEntries: number; readonly keepEntries: number };
@@ -36,13 +37,17 @@ export interface NodeConfig {
 }
 
 /**
- * Defaults sized for a LAN or one machine: a 5 ms tick, 20-tick (100 ms) base election timeout
- * randomized to [100, 200) ms, and a heartbeat every 4 ticks (20 ms), so a Node GC pause of tens
- * of milliseconds does not trigger an election while a dead leader is replaced well under a
- * second (DESIGN.md §7). Pre-vote and check-quorum keep a slow replica from disrupting the group.
+ * Defaults sized for a LAN or one machine (DESIGN.md §7). A 5 ms tick; a 60-tick (300 ms) base
+ * election timeout, randomized to [300, 600) ms, with a heartbeat every 6 ticks (30 ms): a
+ * replica must miss ten heartbeats before it suspects the leader, so GC pauses and a busy CPU
+ * (a 100 ms timeout caused elections in a 5-minute soak on a loaded 2-core box) do not. Failover
+ * after a crash stays fast anyway: when the leader's connections close, followers pre-vote within
+ * leaderLostSpreadTicks (10 ticks, 50 ms), not after the election timeout. A partitioned leader,
+ * whose connections stay open, is replaced within about one election timeout. Pre-vote and
+ * check-quorum keep a slow replica from disrupting the group.
  */
 export const nodeConfigDefaults = {
-  raft: { tickMs: 5, electionTicks: 20, heartbeatTicks: 4, preferredLeader: null },
+  raft: { tickMs: 5, electionTicks: 60, heartbeatTicks: 6, leaderLostSpreadTicks: 10, preferredLeader: null },
   snapshots: { everyEntries: 100_000, keepEntries: 10_000 },
 } as const;
 
@@ -147,18 +152,19 @@ function clientsAt(r: Record<string, unknown>, peers: Record<string, string>, id
 function raftAt(r: Record<string, unknown>, members: readonly string[]): NodeConfig["raft"] {
   const d = nodeConfigDefaults.raft;
   const raft = r["raft"] === undefined ? {} : objectAt(r["raft"], "raft");
-  rejectUnknown(raft, ["tickMs", "electionTicks", "heartbeatTicks", "preferredLeader"], "raft.");
+  rejectUnknown(raft, ["tickMs", "electionTicks", "heartbeatTicks", "leaderLostSpreadTicks", "preferredLeader"], "raft.");
   const tickMs = int(raft, "tickMs", d.tickMs, 1, 1000, "raft.");
   const electionTicks = int(raft, "electionTicks", d.electionTicks, 2, 10_000, "raft.");
   const heartbeatTicks = int(raft, "heartbeatTicks", d.heartbeatTicks, 1, 10_000, "raft.");
   if (heartbeatTicks >= electionTicks) {
     throw new NodeConfigError(`raft.heartbeatTicks (${heartbeatTicks}) must be < raft.electionTicks (${electionTicks})`, "raft.heartbeatTicks");
   }
+  const leaderLostSpreadTicks = int(raft, "leaderLostSpreadTicks", Math.min(d.leaderLostSpreadTicks, electionTicks), 1, electionTicks, "raft.");
   const preferred = raft["preferredLeader"] ?? null;
   if (preferred !== null && (typeof preferred !== "string" || !members.includes(preferred))) {
     throw new NodeConfigError(`raft.preferredLeader (${JSON.stringify(preferred)}) must be one of peers`, "raft.preferredLeader");
   }
-  return { tickMs, electionTicks, heartbeatTicks, preferredLeader: preferred };
+  return { tickMs, electionTicks, heartbeatTicks, leaderLostSpreadTicks, preferredLeader: preferred };
 }
 
 function snapshotsAt(r: Record<string, unknown>): NodeConfig["snapshots"] {

@@ -60,6 +60,7 @@ function registerStart(program: Command): void {
     .option("--tick-ms <ms>")
     .option("--election-ticks <n>")
     .option("--heartbeat-ticks <n>")
+    .option("--leader-lost-spread-ticks <n>", "after the leader's connection closes, pre-vote within this many ticks")
     .option("--preferred-leader <id>")
     .option("--snapshot-every-entries <n>")
     .option("--snapshot-keep-entries <n>")

@@ -81,6 +81,7 @@ export class LedgerNode {
         members,
         electionTicks: config.raft.electionTicks,
         heartbeatTicks: config.raft.heartbeatTicks,
+        leaderLostSpreadTicks: config.raft.leaderLostSpreadTicks,
         preferredLeader: config.raft.preferredLeader,
         entryBytesMax,
       },

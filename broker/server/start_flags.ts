@@ -20,6 +20,7 @@ export interface StartFlags {
   readonly tickMs?: string;
   readonly electionTicks?: string;
   readonly heartbeatTicks?: string;
+  readonly leaderLostSpreadTicks?: string;
   readonly preferredLeader?: string;
   readonly snapshotEveryEntries?: string;
   readonly snapshotKeepEntries?: string;
@@ -41,6 +42,7 @@ export const flagPaths = {
   tickMs: ["raft", "tickMs"],
   electionTicks: ["raft", "electionTicks"],
   heartbeatTicks: ["raft", "heartbeatTicks"],
+  leaderLostSpreadTicks: ["raft", "leaderLostSpreadTicks"],
   preferredLeader: ["raft", "preferredLeader"],
   snapshotEveryEntries: ["snapshots", "everyEntries"],
   snapshotKeepEntries: ["snapshots", "keepEntries"],
@@ -50,7 +52,7 @@ export const flagPaths = {
 } as const satisfies Record<Exclude<keyof StartFlags, "config">, readonly string[]>;
 
 const mapFlags = new Set(["peers", "clients"]);
-const intFlags = new Set(["tickMs", "electionTicks", "heartbeatTicks", "snapshotEveryEntries", "snapshotKeepEntries"]);
+const intFlags = new Set(["tickMs", "electionTicks", "heartbeatTicks", "leaderLostSpreadTicks", "snapshotEveryEntries", "snapshotKeepEntries"]);
 
 /** Builds the untrusted YAML-shaped object the flags describe (validation happens after). */
 export function flagsToRawConfig(flags: StartFlags): Record<string, unknown> {

@@ -13,6 +13,15 @@ export interface RaftConfig {
   readonly electionTicks: number;
   /** Leader heartbeat interval. Must be < electionTicks. */
   readonly heartbeatTicks: number;
+  /**
+   * After the driver reports the leader unreachable (its connection closed), a follower starts a
+   * pre-vote within [1, leaderLostSpreadTicks) ticks instead of waiting out its election timeout.
+   * The spread keeps the followers of a dead leader from campaigning at the same moment and
+   * splitting the vote; it is separate from electionTicks so that a long election timeout (for
+   * stability under GC pauses) does not slow failover after a crash. At most electionTicks;
+   * defaults to min(10, electionTicks).
+   */
+  readonly leaderLostSpreadTicks: number;
   /** In-flight append RPCs per follower in replicate state. */
   readonly inflightRpcsMax: number;
   /** In-flight entry bytes per follower in replicate state. */
@@ -34,6 +43,9 @@ export interface RaftConfig {
 }
 
 export type RaftConfigInput = Pick<RaftConfig, "id" | "members"> & Partial<Omit<RaftConfig, "id" | "members">>;
+
+/** Default leaderLostSpreadTicks, capped by the election timeout. */
+const leaderLostSpreadTicksDefault = 10;
 
 export const raftConfigDefaults = {
   electionTicks: 10,
@@ -64,7 +76,13 @@ const idPattern = /^[A-Za-z0-9_.-]{1,64}$/;
 
 /** Validates `input` once, at the edge, and returns a frozen config (the input is not touched). */
 export function validateConfig(input: RaftConfigInput): RaftConfig {
-  const c: RaftConfig = { ...raftConfigDefaults, ...input, members: Object.freeze([...input.members]) };
+  const electionTicks = input.electionTicks ?? raftConfigDefaults.electionTicks;
+  const c: RaftConfig = {
+    ...raftConfigDefaults,
+    leaderLostSpreadTicks: Math.min(leaderLostSpreadTicksDefault, electionTicks),
+    ...input,
+    members: Object.freeze([...input.members]),
+  };
   checkId("id", c.id);
   if (c.members.length === 0) throw new ConfigError("members must not be empty", "members");
   for (const m of c.members) checkId("members", m);
@@ -77,6 +95,12 @@ export function validateConfig(input: RaftConfigInput): RaftConfig {
   for (const field of integerFields) checkPositive(field, c[field]);
   if (c.heartbeatTicks >= c.electionTicks) {
     throw new ConfigError(`heartbeatTicks (${c.heartbeatTicks}) must be < electionTicks (${c.electionTicks})`, "heartbeatTicks");
+  }
+  if (c.leaderLostSpreadTicks > c.electionTicks) {
+    throw new ConfigError(
+      `leaderLostSpreadTicks (${c.leaderLostSpreadTicks}) must be ≤ electionTicks (${c.electionTicks})`,
+      "leaderLostSpreadTicks",
+    );
   }
   if (c.entryBytesMax > c.uncommittedBytesMax) {
     throw new ConfigError(
@@ -93,6 +117,7 @@ export function validateConfig(input: RaftConfigInput): RaftConfig {
 const integerFields = [
   "electionTicks",
   "heartbeatTicks",
+  "leaderLostSpreadTicks",
   "inflightRpcsMax",
   "inflightBytesMax",
   "appendBytesMax",

@@ -101,6 +101,7 @@ describe("config validation names the field, the rule and the value", () => {
     { name: "zero inflight", input: { inflightRpcsMax: 0 }, message: /inflightRpcsMax \(0\) must be a positive integer/ },
     { name: "bad id characters", input: { id: "n 1", members: ["n 1"] }, message: /id \("n 1"\) must match/ },
     { name: "preferred leader outside", input: { preferredLeader: "n7" }, message: /preferredLeader \(n7\) must be one of members/ },
+    { name: "leader-lost spread beyond the election timeout", input: { electionTicks: 8, heartbeatTicks: 2, leaderLostSpreadTicks: 9 }, message: /leaderLostSpreadTicks \(9\) must be ≤ electionTicks \(8\)/ },
   ];
   for (const c of cases) {
     it(c.name, () => {

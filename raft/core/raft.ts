@@ -217,8 +217,8 @@ export class RaftCore {
     this.logger.info({ term: this.term, leader: peer }, "leader_unreachable");
     this.leaderId = null;
     // Every follower of a dead leader hears of it at about the same moment; spreading their
-    // first pre-vote over a whole election timeout keeps them from splitting the vote.
-    const delayTicks = this.prng.int(1, this.config.electionTicks);
+    // first pre-vote over a few ticks keeps them from splitting the vote.
+    const delayTicks = this.prng.int(1, Math.max(2, this.config.leaderLostSpreadTicks));
     this.electionElapsed = Math.max(this.electionElapsed, this.randomizedElectionTimeout - delayTicks);
   }
 
