@@ -2,7 +2,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
-import { ensureBuilt } from "../common/test_build.js";
+import { ensureBuilt } from "../../broker/server/test_build.js";
 import { runFailoverBench } from "./failover_bench.js";
 
 beforeAll(() => ensureBuilt(), 120_000);

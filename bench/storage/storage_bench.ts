@@ -1,11 +1,11 @@
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import hdr from "hdr-histogram-js";
 import type { Entry } from "../../raft/core/types.js";
 import { openCommitLog, type CommitLog } from "../../storage/commit_log.js";
 import { DiskOs } from "../../storage/disk_os.js";
 import { encodedBytes } from "../../storage/entry_codec.js";
+import { histogram, round, summarize, type Histogram, type LatencyMs } from "../common/latency.js";
 import { recoveryPhase } from "./recovery_phase.js";
 
 /**
@@ -28,40 +28,11 @@ export interface StorageBenchOptions {
   readonly out?: string;
 }
 
-interface Lat {
-  readonly p50: number;
-  readonly p90: number;
-  readonly p99: number;
-  readonly p999: number;
-  readonly max: number;
-  readonly mean: number;
-  readonly count: number;
-}
-
 interface Throughput {
   readonly mbPerSec: number;
   readonly payloadMbPerSec: number;
   readonly opsPerSec: number;
-  readonly latencyMs: Lat;
-}
-
-type Histogram = ReturnType<typeof hdr.build>;
-
-function histogram(): Histogram {
-  return hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: 3 });
-}
-
-function summary(h: Histogram): Lat {
-  const ms = (us: number): number => Math.round(us) / 1000;
-  return {
-    p50: ms(h.getValueAtPercentile(50)),
-    p90: ms(h.getValueAtPercentile(90)),
-    p99: ms(h.getValueAtPercentile(99)),
-    p999: ms(h.getValueAtPercentile(99.9)),
-    max: ms(h.maxValue),
-    mean: ms(h.mean),
-    count: h.totalCount,
-  };
+  readonly latencyMs: LatencyMs;
 }
 
 const nowMs = (): number => performance.now();
@@ -79,12 +50,7 @@ const tally = (): Tally => ({ bytes: 0, payload: 0, ops: 0, ms: 0, hist: histogr
 
 function toThroughput(t: Tally): Throughput {
   const s = t.ms / 1000;
-  return { mbPerSec: round(t.bytes / 1e6 / s), payloadMbPerSec: round(t.payload / 1e6 / s), opsPerSec: Math.round(t.ops / s), latencyMs: summary(t.hist) };
-}
-
-function round(v: number, digits = 2): number {
-  const f = 10 ** digits;
-  return Math.round(v * f) / f;
+  return { mbPerSec: round(t.bytes / 1e6 / s), payloadMbPerSec: round(t.payload / 1e6 / s), opsPerSec: Math.round(t.ops / s), latencyMs: summarize(t.hist) };
 }
 
 /** The floor: append `bytes` + fdatasync in a loop for `seconds`. */

@@ -3,13 +3,12 @@
  * 127.0.0.1 with free ports and a temp dir. Faults are real signals (SIGKILL, SIGTERM). Every
  * process started here is stopped by PID in afterAll; every wait is bounded.
  */
-import { execFile, execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, connect, type Server, type Socket } from "node:net";
 import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
@@ -17,8 +16,8 @@ import { ledgerService, type AppendStreamResponse } from "../api/ledger_messages
 import { LedgerClient, type AppendOutcome } from "../client/ledger_client.js";
 import { spawnReplica, type ClusterMember } from "./cluster_runner.js";
 import { freePort, waitFor } from "./test_helpers.js";
+import { ensureBuilt, repoRoot } from "./test_build.js";
 
-const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const text = (s: string) => new TextEncoder().encode(s);
 const decode = (b: Uint8Array) => new TextDecoder().decode(b);
 const everyProcess: ChildProcess[] = [];
@@ -27,34 +26,13 @@ const cleanups: (() => void)[] = [];
 beforeAll(() => {
   // The processes run the compiled CLI: build it from the sources under test, unless `npm test`
   // (tsc, then vitest) has just done so.
-  if (newestSourceMs(repoRoot) > mtimeMs(join(repoRoot, "dist/broker/cli/main.js"))) {
-    execFileSync(process.execPath, [join(repoRoot, "node_modules/typescript/bin/tsc"), "-p", "tsconfig.json"], { cwd: repoRoot, stdio: "inherit" });
-  }
+  ensureBuilt();
 }, 120_000);
 
 afterAll(() => {
   for (const p of everyProcess) if (p.exitCode === null && p.signalCode === null) p.kill("SIGKILL");
   for (const c of cleanups) c();
 });
-
-function mtimeMs(path: string): number {
-  return existsSync(path) ? statSync(path).mtimeMs : 0;
-}
-
-/** The newest modification time of the TypeScript sources tsc compiles (tests excluded: they are not run from dist). */
-function newestSourceMs(root: string): number {
-  let newest = mtimeMs(join(root, "tsconfig.json"));
-  const walk = (dir: string, depth: number): void => {
-    if (depth > 8) return;
-    for (const d of readdirSync(dir, { withFileTypes: true })) {
-      const path = join(dir, d.name);
-      if (d.isDirectory()) walk(path, depth + 1);
-      else if (d.name.endsWith(".ts") && !d.name.endsWith(".test.ts")) newest = Math.max(newest, mtimeMs(path));
-    }
-  };
-  for (const top of ["raft", "storage", "broker", "chaos", "bench"]) if (existsSync(join(root, top))) walk(join(root, top), 0);
-  return newest;
-}
 
 /** A group of replica processes with its configs, logs and data in a temp dir. */
 class Group {

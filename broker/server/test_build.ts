@@ -3,7 +3,7 @@ import { existsSync, readdirSync, statSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
-/** The repository root (this file is bench/common/test_build.ts). */
+/** The repository root (this file is broker/server/test_build.ts). */
 export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 
 function mtimeMs(path: string): number {
@@ -25,8 +25,8 @@ function newestSourceMs(root: string): number {
 }
 
 /**
- * The bench smoke tests start real replica processes from dist/: compile first when a source is
- * newer than dist/broker/cli/main.js (as broker/server/real_process.test.ts does).
+ * Tests that start real replica processes run them from dist/: compile first when a source is
+ * newer than dist/broker/cli/main.js. Used by the broker's real-process tests and the bench smokes.
  */
 export function ensureBuilt(): void {
   if (newestSourceMs(repoRoot) > mtimeMs(join(repoRoot, "dist/broker/cli/main.js"))) {
