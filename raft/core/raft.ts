@@ -178,7 +178,7 @@ export class RaftCore {
    * Starts a linearizable read (ReadIndex, thesis §6.4). The answer arrives in a later
    * `ready().readStates` with the same `ctx`: serve the read once applied ≥ its index.
    */
-  readIndex(ctx: number): RequestResult {
+  readIndex(ctx: number): RequestResult<"not_leader" | "backpressure"> {
     this.assertNotInReady("readIndex");
     const leader = this.leader;
     if (leader === null) return { ok: false, reason: "not_leader", leaderHint: this.leaderId };
@@ -188,7 +188,7 @@ export class RaftCore {
   }
 
   /** Hands leadership to `to` (thesis §3.10): catch it up, then send TimeoutNow. */
-  transferLeadership(to: ReplicaId): RequestResult {
+  transferLeadership(to: ReplicaId): RequestResult<"not_leader" | "unknown_peer"> {
     this.assertNotInReady("transferLeadership");
     const leader = this.leader;
     if (leader === null) return { ok: false, reason: "not_leader", leaderHint: this.leaderId };

@@ -199,15 +199,20 @@ export type RefusalReason =
 
 export type ProposeResult =
   | { readonly ok: true; readonly index: number; readonly term: number }
-  | { readonly ok: false; readonly reason: RefusalReason; readonly leaderHint: ReplicaId | null };
+  | {
+      readonly ok: false;
+      readonly reason: Extract<RefusalReason, "not_leader" | "transferring" | "too_large" | "backpressure">;
+      readonly leaderHint: ReplicaId | null;
+    };
 
 export type StepResult =
   | { readonly ok: true }
   | { readonly ok: false; readonly reason: "malformed" | "unknown_peer"; readonly detail: string };
 
-export type RequestResult =
+/** The answer of `readIndex` (R = "not_leader" | "backpressure") or `transferLeadership` (R = "not_leader" | "unknown_peer"). */
+export type RequestResult<R extends RefusalReason = RefusalReason> =
   | { readonly ok: true }
-  | { readonly ok: false; readonly reason: RefusalReason; readonly leaderHint: ReplicaId | null };
+  | { readonly ok: false; readonly reason: R; readonly leaderHint: ReplicaId | null };
 
 /**
  * The outcome of a ReadIndex request. With ok, the read may be served once the local state

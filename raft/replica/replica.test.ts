@@ -24,7 +24,7 @@ class ListMachine implements StateMachine {
   }
 }
 
-function group(n = 3, everyEntries = 1000) {
+function group(n = 3, everyEntries = 1000, electionTicks = 10) {
   const clock = new ManualClock();
   const net = new LocalNetwork(clock);
   const ids = Array.from({ length: n }, (_, i) => `n${i + 1}`);
@@ -38,7 +38,7 @@ function group(n = 3, everyEntries = 1000) {
     machines.set(id, sm);
     stores.set(id, store);
     const r = new Replica({
-      config: { id, members: ids, electionTicks: 10, heartbeatTicks: 2 },
+      config: { id, members: ids, electionTicks, heartbeatTicks: 2 },
       clock,
       transport: net.transport(id),
       logStore: store,
@@ -110,12 +110,13 @@ describe("Replica driver", () => {
     expect(await follower.propose(enc("x"))).toEqual({ ok: false, reason: "not_leader", leaderHint: leader.id });
   });
 
-  it("when the leader's connections close, a new leader is elected well within one election timeout", async () => {
-    const g = group();
-    g.clock.advance(500);
+  it("when the leader's connections close, a new leader is elected before any election timeout", async () => {
+    // Election timeout 300 ticks × 10 ms = 3 s at the least; after the kill we watch 1 s of
+    // simulated time, so an election in that window can only come from the peer-down report.
+    const g = group(3, 1000, 300);
+    g.clock.advance(7000);
     const old = g.leader()!;
     await g.settle(old.propose(enc("before")));
-    const t0 = g.clock.nowMs();
     g.kill(old.id);
     let elected: Replica | undefined;
     for (let i = 0; i < 200 && elected === undefined; i++) {
@@ -123,8 +124,6 @@ describe("Replica driver", () => {
       elected = g.leader();
     }
     expect(elected).toBeDefined();
-    // Election timeout is 10 ticks × 10 ms = 100 ms at the least; the peer-down report beats it.
-    expect(g.clock.nowMs() - t0).toBeLessThan(100);
     const out = await g.settle(elected!.propose(enc("after")));
     expect(out.ok).toBe(true);
     expect(g.machines.get(elected!.id)?.items).toEqual(["before", "after"]);

@@ -113,7 +113,7 @@ export class Replica {
     if (this.stopped) return Promise.resolve({ ok: false, reason: "stopped", leaderHint: null });
     const r = this.core.propose(data);
     if (!r.ok) {
-      return Promise.resolve({ ok: false, reason: r.reason === "malformed" || r.reason === "unknown_peer" ? "not_leader" : r.reason, leaderHint: r.leaderHint });
+      return Promise.resolve({ ok: false, reason: r.reason, leaderHint: r.leaderHint });
     }
     this.schedule();
     return new Promise((resolve) => this.proposals.set(r.index, { term: r.term, resolve }));
@@ -124,7 +124,7 @@ export class Replica {
     if (this.stopped) return Promise.resolve({ ok: false, reason: "stopped", leaderHint: null });
     const ctx = ++this.readCtx;
     const r = this.core.readIndex(ctx);
-    if (!r.ok) return Promise.resolve({ ok: false, reason: r.reason === "backpressure" ? "backpressure" : "not_leader", leaderHint: r.leaderHint });
+    if (!r.ok) return Promise.resolve({ ok: false, reason: r.reason, leaderHint: r.leaderHint });
     this.schedule();
     return new Promise((resolve) => this.readsByCtx.set(ctx, resolve));
   }
