@@ -10,9 +10,15 @@
  *   u32 sequence, high 21 bits  } a sequence in [0, 2^53); 0 exactly when n = 0
  *   u32 sequence, low 32 bits   }
  *   ... body (the rest)
+ *
+ * Version 2 is a KV command (broker/kv_entry.ts documents it): the same identity header with
+ * version byte 2, then the command instead of a body. decodeClientEntry accepts both versions,
+ * so Ledger.Get of a KV command's index answers its clientId and sequence, with the command
+ * bytes (from its kind byte on) as the body.
  */
 
 export const entryVersion = 1;
+export const kvEntryVersion = 2;
 export const clientIdBytesMax = 64;
 const fixedBytes = 1 + 1 + 8;
 
@@ -35,13 +41,16 @@ export function entryOverheadBytes(clientId: string): number {
   return fixedBytes + encoder.encode(clientId).byteLength;
 }
 
-/** Encodes a client entry. Throws EntryFormatError for a clientId/sequence that break the rules above. */
-export function encodeClientEntry(e: ClientEntry): Uint8Array {
+/**
+ * Encodes a client entry (or, with `version` 2, the identity header of a KV command around its
+ * command bytes). Throws EntryFormatError for a clientId/sequence that break the rules above.
+ */
+export function encodeClientEntry(e: ClientEntry, version: typeof entryVersion | typeof kvEntryVersion = entryVersion): Uint8Array {
   const id = encoder.encode(e.clientId);
   checkIdentity(id.byteLength, e.sequence);
   const out = new Uint8Array(fixedBytes + id.byteLength + e.body.byteLength);
   const view = new DataView(out.buffer);
-  out[0] = entryVersion;
+  out[0] = version;
   out[1] = id.byteLength;
   out.set(id, 2);
   const at = 2 + id.byteLength;
@@ -53,7 +62,9 @@ export function encodeClientEntry(e: ClientEntry): Uint8Array {
 
 export function decodeClientEntry(data: Uint8Array): ClientEntry {
   if (data.byteLength < fixedBytes) throw new EntryFormatError(`entry of ${data.byteLength} bytes is shorter than the ${fixedBytes}-byte header`);
-  if (data[0] !== entryVersion) throw new EntryFormatError(`entry version ${String(data[0])}, expected ${entryVersion}`);
+  if (data[0] !== entryVersion && data[0] !== kvEntryVersion) {
+    throw new EntryFormatError(`entry version ${String(data[0])}, expected ${entryVersion} or ${kvEntryVersion}`);
+  }
   const n = data[1] as number;
   if (data.byteLength < fixedBytes + n) throw new EntryFormatError(`entry of ${data.byteLength} bytes is shorter than its header`);
   let clientId: string;

@@ -1,7 +1,9 @@
 import { assert } from "../raft/base/assert.js";
 import type { Entry, Snapshot } from "../raft/core/types.js";
 import type { StateMachine } from "../raft/replica/contracts.js";
-import { ApplyKind, decodeClientEntry, encodeApplyResult, EntryFormatError, type ApplyResult, type ClientEntry } from "./ledger_entry.js";
+import { decodeKvCommand, encodeKvApplyResult, type KvCommand, type KvOutcome } from "./kv_entry.js";
+import { KvStore, type KvLimits, type KvSnapshotJson } from "./kv_store.js";
+import { ApplyKind, decodeClientEntry, encodeApplyResult, EntryFormatError, kvEntryVersion, type ApplyResult, type ClientEntry } from "./ledger_entry.js";
 
 /**
  * The ledger's state machine. The log is the data: entries stay in the CommitLog and are read
@@ -30,6 +32,11 @@ import { ApplyKind, decodeClientEntry, encodeApplyResult, EntryFormatError, type
  *     order). A client evicted and then retrying would be applied twice: the bound is sized far
  *     above the number of concurrently active producers;
  *   - at most `duplicatesMax` remembered duplicate entries (for Get's duplicateOf).
+ *
+ * KV commands (version 2, kv_entry.ts) go through the same table: their record also keeps the
+ * command's outcome (written / cas mismatch / full), so a retry is answered with the original's
+ * outcome; the map itself is `kv` (kv_store.ts). An identity first used by a ledger append and
+ * then by a KV command (or the reverse) is a client bug: KV answers it as an identity clash.
  */
 export interface DedupLimits {
   readonly clientsMax: number;
@@ -42,6 +49,8 @@ export const dedupLimitsDefaults: DedupLimits = { clientsMax: 8192, sequencesPer
 interface Applied {
   readonly index: number;
   readonly term: number;
+  /** Only for KV commands: what the command did. */
+  readonly outcome?: KvOutcome;
 }
 
 interface ClientRecord {
@@ -53,31 +62,36 @@ interface ClientRecord {
 
 export type Lookup =
   | { readonly kind: "new" }
-  | { readonly kind: "duplicate"; readonly index: number; readonly term: number }
+  | { readonly kind: "duplicate"; readonly index: number; readonly term: number; readonly outcome?: KvOutcome }
   | { readonly kind: "expired"; readonly floor: number };
 
-/** Snapshot format version; restore refuses others. */
-const snapshotVersion = 1;
+/** Snapshot format version; restore accepts this one and 1 (before the KV map), refuses others. */
+const snapshotVersion = 2;
 
 interface SnapshotJson {
   readonly v: number;
   readonly appliedIndex: number;
   readonly appliedTerm: number;
-  /** [clientId, floor, [sequence, index, term][]], least recently applied first. */
-  readonly clients: readonly (readonly [string, number, readonly (readonly [number, number, number])[]])[];
+  /** [clientId, floor, [sequence, index, term, KV outcome?][]], least recently applied first. */
+  readonly clients: readonly (readonly [string, number, readonly (readonly [number, number, number, KvOutcome?])[]])[];
   /** [index, originalIndex], oldest first. */
   readonly duplicates: readonly (readonly [number, number])[];
+  /** Version 2 on: the KV map. */
+  readonly kv?: KvSnapshotJson;
 }
 
 export class LedgerStateMachine implements StateMachine {
   private readonly limits: DedupLimits;
+  /** The KV map of dledger.v1.Kv; changed only by apply and restore. */
+  readonly kv: KvStore;
   private clients = new Map<string, ClientRecord>();
   private duplicates = new Map<number, number>();
   private appliedIndexValue = 0;
   private appliedTermValue = 0;
 
-  constructor(limits: Partial<DedupLimits> = {}) {
+  constructor(limits: Partial<DedupLimits> = {}, kvLimits: Partial<KvLimits> = {}) {
     this.limits = { ...dedupLimitsDefaults, ...limits };
+    this.kv = new KvStore(kvLimits);
     for (const [k, v] of Object.entries(this.limits)) assert(Number.isSafeInteger(v) && v > 0, `${k} (${v}) must be a positive integer`);
   }
 
@@ -100,6 +114,7 @@ export class LedgerStateMachine implements StateMachine {
     this.appliedIndexValue = entry.index;
     this.appliedTermValue = entry.term;
     if (entry.type === "noop") return encodeApplyResult({ kind: ApplyKind.noop, index: entry.index, term: entry.term });
+    if (entry.data[0] === kvEntryVersion) return this.applyKv(entry);
     let e: ClientEntry;
     try {
       e = decodeClientEntry(entry.data);
@@ -128,12 +143,42 @@ export class LedgerStateMachine implements StateMachine {
     return here;
   }
 
-  /** Whether (clientId, sequence) was applied. Pure: does not touch recency. */
+  /**
+   * A KV command: the dedup rules of a client entry, then the map. Every replica reaches the
+   * same answer, so a malformed, duplicate or refused command is a deterministic no-op.
+   */
+  private applyKv(entry: Entry): Uint8Array {
+    const at = { index: entry.index, term: entry.term };
+    let c: KvCommand;
+    try {
+      c = decodeKvCommand(entry.data);
+    } catch (err) {
+      if (!(err instanceof EntryFormatError)) throw err;
+      return encodeKvApplyResult({ kind: "malformed", ...at });
+    }
+    if (c.clientId !== "") {
+      const found = this.lookup(c.clientId, c.sequence);
+      if (found.kind === "duplicate") {
+        this.rememberDuplicate(entry.index, found.index);
+        if (found.outcome === undefined) return encodeKvApplyResult({ kind: "identityClash", ...at });
+        return encodeKvApplyResult({ kind: "duplicate", outcome: found.outcome, index: found.index, term: found.term, current: null });
+      }
+      if (found.kind === "expired") {
+        this.rememberDuplicate(entry.index, 0);
+        return encodeKvApplyResult({ kind: "expired", ...at });
+      }
+    }
+    const x = this.kv.execute(c);
+    if (c.clientId !== "") this.record(c.clientId, c.sequence, { ...at, outcome: x.outcome });
+    return encodeKvApplyResult({ kind: "done", outcome: x.outcome, ...at, current: x.current });
+  }
+
+  /** Whether (clientId, sequence) was applied (and, for a KV command, its outcome). Pure: does not touch recency. */
   lookup(clientId: string, sequence: number): Lookup {
     const c = this.clients.get(clientId);
     if (c === undefined) return { kind: "new" };
     const hit = c.sequences.get(sequence);
-    if (hit !== undefined) return { kind: "duplicate", index: hit.index, term: hit.term };
+    if (hit !== undefined) return { kind: "duplicate", index: hit.index, term: hit.term, ...(hit.outcome === undefined ? {} : { outcome: hit.outcome }) };
     if (sequence <= c.floor) return { kind: "expired", floor: c.floor };
     return { kind: "new" };
   }
@@ -178,20 +223,22 @@ export class LedgerStateMachine implements StateMachine {
       v: snapshotVersion,
       appliedIndex: this.appliedIndexValue,
       appliedTerm: this.appliedTermValue,
-      clients: [...this.clients].map(([id, c]) => [id, c.floor, [...c.sequences].map(([s, a]) => [s, a.index, a.term] as const)] as const),
+      clients: [...this.clients].map(([id, c]) => [id, c.floor, [...c.sequences].map(([s, a]) => (a.outcome === undefined ? ([s, a.index, a.term] as const) : ([s, a.index, a.term, a.outcome] as const)))] as const),
       duplicates: [...this.duplicates],
+      kv: this.kv.toJson(),
     };
     return new TextEncoder().encode(JSON.stringify(json));
   }
 
   restore(snapshot: Snapshot): void {
     const json = JSON.parse(new TextDecoder().decode(snapshot.data)) as SnapshotJson;
-    assert(json.v === snapshotVersion, `ledger snapshot version ${json.v}, expected ${snapshotVersion}`);
+    assert(json.v === snapshotVersion || json.v === 1, `ledger snapshot version ${json.v}, expected 1 or ${snapshotVersion}`);
     assert(json.appliedIndex === snapshot.meta.index, `ledger snapshot at ${json.appliedIndex}, meta says ${snapshot.meta.index}`);
     const clients = new Map<string, ClientRecord>();
     for (const [id, floor, seqs] of json.clients) {
-      clients.set(id, { floor, sequences: new Map(seqs.map(([s, index, term]) => [s, { index, term }])) });
+      clients.set(id, { floor, sequences: new Map(seqs.map(([s, index, term, outcome]) => [s, outcome === undefined ? { index, term } : { index, term, outcome }])) });
     }
+    this.kv.restoreJson(json.kv);
     this.clients = clients;
     this.duplicates = new Map(json.duplicates);
     this.appliedIndexValue = json.appliedIndex;

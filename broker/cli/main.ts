@@ -21,6 +21,7 @@ async function main(argv: readonly string[]): Promise<void> {
     (await import("../server/command.js")).registerServerCommands,
     (await import("../../bench/command.js")).registerBenchCommands,
     (await import("../../chaos/checkers/command.js")).registerCheckCommand,
+    (await import("../../chaos/jepsen/command.js")).registerChaosCommand,
   ];
   for (const register of registrars) register(program, { bench });
   try {

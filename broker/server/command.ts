@@ -5,8 +5,10 @@ import type { Logger } from "../../raft/base/logger.js";
 import { LedgerClient, LedgerError, type AppendOutcome } from "../client/ledger_client.js";
 import { NodeConfigError } from "../node_config.js";
 import { runCluster } from "./cluster_runner.js";
+import { registerKvCommands } from "./kv_command.js";
 import { LedgerNode } from "./ledger_node.js";
 import { resolveStartConfig, type StartFlags } from "./start_flags.js";
+import { clockSkewFileEnv, SkewableClock, watchClockSkewFile } from "./wall_clock.js";
 
 /** The endpoints `dledger cluster` uses with its default --base-port. */
 export const defaultEndpoints = "127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003";
@@ -19,6 +21,7 @@ const err = (line: string): void => void process.stderr.write(`${line}\n`);
  *   dledger start --config node.yaml | <flags>      run one replica (exit 2 on a bad config)
  *   dledger cluster [--dir] [--nodes] [--base-port] run a local group of child processes
  *   dledger status | append <text> | get <index> | transfer-leader --to <id>   (--endpoints)
+ *   dledger kv get <key> | put <key> <value> | cas <key> <expected> <new>       (--endpoints)
  */
 export function registerServerCommands(program: Command, groups: { readonly bench: Command }): void {
   void groups;
@@ -37,6 +40,7 @@ export function registerServerCommands(program: Command, groups: { readonly benc
       process.exitCode = await runCluster({ dir: o.dir, nodes, basePort, print: out });
     });
   registerOperatorCommands(program);
+  registerKvCommands(program, defaultEndpoints);
 }
 
 function usage(message: string): void {
@@ -93,7 +97,7 @@ async function runNode(config: ReturnType<typeof resolveStartConfig>): Promise<v
   process.on("unhandledRejection", fatal);
   let node: LedgerNode;
   try {
-    node = await LedgerNode.start({ config, logger, prngSeed: randomInt(2 ** 31) });
+    node = await LedgerNode.start({ config, logger, prngSeed: randomInt(2 ** 31), ...chaosClock(logger) });
   } catch (e) {
     root.error({ err: e }, "start_failed");
     err(`dledger start: ${e instanceof Error ? e.message : String(e)}`);
@@ -112,6 +116,18 @@ async function runNode(config: ReturnType<typeof resolveStartConfig>): Promise<v
   };
   process.once("SIGTERM", () => shutdown("SIGTERM"));
   process.once("SIGINT", () => shutdown("SIGINT"));
+}
+
+/**
+ * The chaos harness's clock nemesis (chaos/jepsen) sets DLEDGER_CLOCK_SKEW_FILE: the replica then
+ * runs on a SkewableClock that follows that file. Without the variable, the plain wall clock.
+ */
+function chaosClock(logger: Logger): { clock?: SkewableClock } {
+  const path = process.env[clockSkewFileEnv];
+  if (path === undefined || path === "") return {};
+  const clock = new SkewableClock();
+  watchClockSkewFile(clock, path, logger);
+  return { clock };
 }
 
 const endpointsOption = ["--endpoints <list>", "comma-separated client addresses", defaultEndpoints] as const;

@@ -13,6 +13,7 @@ import { DiskOs, openCommitLog, type CommitLog } from "../../storage/index.js";
 import { LedgerStateMachine } from "../ledger_state_machine.js";
 import { ReplicaMetrics } from "../metrics.js";
 import type { NodeConfig } from "../node_config.js";
+import { addKvService, KvService } from "./kv_service.js";
 import { addLedgerService } from "./ledger_grpc.js";
 import { LedgerService } from "./ledger_service.js";
 import { wallClock } from "./wall_clock.js";
@@ -111,6 +112,8 @@ export class LedgerNode {
     // gRPC's own message limit sits above ours, so an oversized entry gets our clearer error.
     const clientServer = new grpc.Server({ "grpc.max_receive_message_length": entryBytesMax + 64 * 1024 });
     addLedgerService(clientServer, service, log);
+    // dledger.v1.Kv shares the port, the state machine and the Ledger's errors and ReadIndex path.
+    addKvService(clientServer, new KvService({ id: config.id, ledger: service, replica, stateMachine, entryBytesMax, logger: log }), log);
     const metricsServer = config.listen.metrics === null ? null : createMetricsServer(metrics, log);
     const node = new LedgerNode(config, log, commitLog, transport, replica, service, clientServer, metricsServer, metrics);
     await node.listen();

@@ -97,9 +97,13 @@ export interface ChaosCluster {
 
   /**
    * Flips one byte in a committed entry's body in the data directory of a stopped replica.
-   * Returns what it did, so `repair` can undo it exactly.
+   * `knownCommit`: an index the replica reported as committed before it was stopped (its state
+   * file's commit index is persisted lazily, so it may be lower). Returns what it did, so
+   * `repair` can undo it exactly.
    */
-  corrupt(id: NodeId, choose: (n: number) => number): Promise<Corruption>;
+  corrupt(id: NodeId, choose: (n: number) => number, knownCommit?: number): Promise<Corruption>;
+  /** The commit index `id` reports (Metadata), or null if it does not answer in time. */
+  commitIndex(id: NodeId, timeoutMs: number): Promise<number | null>;
   /** Restores the byte `corrupt` flipped (an operator restoring the file from a backup). */
   repair(corruption: Corruption): Promise<void>;
 }
@@ -197,6 +201,34 @@ export interface ReportChecker {
   readonly summary: string;
   /** The failing operation and the states tried, anomalies, ... (preformatted lines). */
   readonly details: readonly string[];
+  /** The operation the checker could not accept, for the report to highlight (absent when none). */
+  readonly failingOperation?: ReportFailingOperation;
+}
+
+/** A checker's failing operation (history.ts Operation, reduced). Values are untrusted text. */
+export interface ReportFailingOperation {
+  readonly process: number;
+  readonly f: string;
+  readonly key?: string | number;
+  readonly outcome: "ok" | "fail" | "info";
+  /** What the invoke carried, and what the completion returned (a read's value). */
+  readonly invokeValue?: Json;
+  readonly resultValue?: Json;
+  /** ns since the start of the run; null when the history had no time. */
+  readonly invokeNs: number | null;
+  readonly completeNs: number | null;
+  /** 1-based lines in the history file (completeLine null: never completed). */
+  readonly invokeLine: number;
+  readonly completeLine: number | null;
+}
+
+export interface FailoverByFault {
+  readonly fault: string;
+  /** Faults of this kind, and how many had an ok after them. */
+  readonly count: number;
+  readonly measured: number;
+  readonly medianMs: number | null;
+  readonly maxMs: number | null;
 }
 
 export interface RunReport {
@@ -213,7 +245,13 @@ export interface RunReport {
   readonly operations: readonly ReportOperation[];
   readonly faults: readonly ReportFault[];
   readonly checkers: readonly ReportChecker[];
-  readonly failover: { readonly measured: number; readonly medianMs: number | null; readonly maxMs: number | null };
+  readonly failover: {
+    readonly measured: number;
+    readonly medianMs: number | null;
+    readonly maxMs: number | null;
+    /** The same per fault kind (e.g. "isolate-leader"), in order of first appearance. */
+    readonly byFault: readonly FailoverByFault[];
+  };
   /** Problems with the run itself (a replica that would not restart, ...), shown prominently. */
   readonly incidents: readonly string[];
   /** true when every checker passed (ok === true) and there were no incidents that void the run. */

@@ -156,13 +156,22 @@ export interface TestNetworkOptions {
   readonly runId?: string;
   /** Bound on each OS command, in ms. */
   readonly commandTimeoutMs?: number;
+  /**
+   * Named hosts after n1..nN (e.g. ["c"] for the chaos run's coordinator): lowercase, a letter
+   * then up to 7 letters or digits, not "sw" and not of the form n<digits>.
+   */
+  readonly extraHosts?: readonly string[];
 }
 
 interface ValidNetworkOptions {
   readonly hostCount: number;
   readonly runId: string;
   readonly commandTimeoutMs: number;
+  readonly extraHosts: readonly string[];
 }
+
+const extraHostPattern = /^[a-z][a-z0-9]{0,7}$/;
+const runIdPattern = /^[0-9a-f]{4,8}$/;
 
 function validateOptions(options: TestNetworkOptions): ValidNetworkOptions {
   const { hostCount } = options;
@@ -170,14 +179,24 @@ function validateOptions(options: TestNetworkOptions): ValidNetworkOptions {
     throw new NetnsError(`hostCount (${hostCount}) must be an integer in [1, ${hostCountMax}]`);
   }
   const runId = options.runId ?? randomBytes(3).toString("hex");
-  if (!/^[0-9a-f]{4,8}$/.test(runId)) {
+  if (!runIdPattern.test(runId)) {
     throw new NetnsError(`runId (${JSON.stringify(runId)}) must be 4 to 8 lowercase hex characters`);
   }
   const commandTimeoutMs = options.commandTimeoutMs ?? commandTimeoutMsDefault;
   if (!Number.isInteger(commandTimeoutMs) || commandTimeoutMs <= 0) {
     throw new NetnsError(`commandTimeoutMs (${commandTimeoutMs}) must be a positive integer`);
   }
-  return Object.freeze({ hostCount, runId, commandTimeoutMs });
+  const extraHosts = [...(options.extraHosts ?? [])];
+  for (const h of extraHosts) {
+    if (!extraHostPattern.test(h) || h === "sw" || /^n\d+$/.test(h)) {
+      throw new NetnsError(`extraHosts entry ${JSON.stringify(h)} must match ${extraHostPattern}, and not be "sw" or n<digits>`);
+    }
+  }
+  if (new Set(extraHosts).size !== extraHosts.length) throw new NetnsError(`extraHosts has duplicates: ${extraHosts.join(", ")}`);
+  if (hostCount + extraHosts.length > hostCountMax) {
+    throw new NetnsError(`hostCount + extraHosts (${hostCount + extraHosts.length}) must be at most ${hostCountMax}`);
+  }
+  return Object.freeze({ hostCount, runId, commandTimeoutMs, extraHosts: Object.freeze(extraHosts) });
 }
 
 /**
@@ -233,24 +252,61 @@ export class TestNetwork {
   readonly #commandTimeoutMs: number;
   /** host -> peers whose packets it drops. Empty sets are allowed; absent means none. */
   readonly #grudge = new Map<string, Set<string>>();
+  /** Random ingress loss among `#lossHosts` (nftables numgen; for kernels without netem). */
+  #lossPct = 0;
+  #lossHosts: readonly string[] = [];
   readonly #children = new Set<ChildProcess>();
+  /** host -> IPv4 address; read from the namespaces when attached. */
+  readonly #addresses = new Map<string, string>();
+  /** False for a network attached by another process: destroy() then leaves the namespaces. */
+  readonly #owned: boolean;
   #destroyed = false;
 
-  private constructor(options: ValidNetworkOptions) {
+  private constructor(options: ValidNetworkOptions, owned: boolean) {
     this.runId = options.runId;
     this.#commandTimeoutMs = options.commandTimeoutMs;
+    this.#owned = owned;
     this.subnetOctet = subnetOctet(options.runId);
-    this.hosts = Object.freeze(Array.from({ length: options.hostCount }, (_, i) => `n${i + 1}`));
+    const numbered = Array.from({ length: options.hostCount }, (_, i) => `n${i + 1}`);
+    this.hosts = Object.freeze([...numbered, ...options.extraHosts]);
+    this.hosts.forEach((h, i) => this.#addresses.set(h, `10.77.${this.subnetOctet}.${i + 2}`));
   }
 
   /** Builds the whole network. On any failure it removes what it built, then throws NetnsError. */
   static create(options: TestNetworkOptions): TestNetwork {
-    const net = new TestNetwork(validateOptions(options));
+    const net = new TestNetwork(validateOptions(options), true);
     try {
       net.#build();
     } catch (error) {
       net.destroy();
       throw error;
+    }
+    return net;
+  }
+
+  /**
+   * Drives a network another process created (the chaos run's outer process builds it, the inner
+   * one, running inside a host's namespace, applies the faults). Hosts are found from the
+   * namespaces of `runId` and their addresses read from them. destroy() on an attached network
+   * kills what it spawned and removes its rules, but leaves the namespaces to their creator.
+   */
+  static attach(runId: string, commandTimeoutMs = commandTimeoutMsDefault): TestNetwork {
+    if (!runIdPattern.test(runId)) throw new NetnsError(`runId (${JSON.stringify(runId)}) must be 4 to 8 lowercase hex characters`);
+    const prefix = `${namespacePrefix}${runId}-`;
+    const names = listNamespaces(commandTimeoutMs)
+      .filter((n) => n.startsWith(prefix))
+      .map((n) => n.slice(prefix.length))
+      .filter((h) => h !== "sw");
+    const numbered = names.filter((h) => /^n\d+$/.test(h)).sort((a, b) => Number(a.slice(1)) - Number(b.slice(1)));
+    const extraHosts = names.filter((h) => !/^n\d+$/.test(h)).sort();
+    if (numbered.length === 0) throw new NetnsError(`no network with run id ${runId}: no namespace ${prefix}n1 (ip netns list)`);
+    if (numbered.some((h, i) => h !== `n${i + 1}`)) throw new NetnsError(`network ${runId} has hosts ${numbered.join(", ")}, not n1..n${numbered.length}`);
+    const net = new TestNetwork(validateOptions({ hostCount: numbered.length, runId, commandTimeoutMs, extraHosts }), false);
+    for (const host of net.hosts) {
+      const out = run("ip", ["-n", net.namespace(host), "-4", "-o", "addr", "show", "dev", hostInterface], commandTimeoutMs);
+      const m = /inet (\d+\.\d+\.\d+\.\d+)\//.exec(out);
+      if (m === null) throw new NetnsError(`host ${host} of network ${runId} has no IPv4 address on ${hostInterface}: ${out.trim()}`);
+      net.#addresses.set(host, m[1] as string);
     }
     return net;
   }
@@ -264,7 +320,7 @@ export class TestNetwork {
   /** The host's IPv4 address: 10.77.<subnetOctet>.<hostNumber + 1>. */
   address(host: string): string {
     this.#checkHost(host);
-    return `10.77.${this.subnetOctet}.${this.hosts.indexOf(host) + 2}`;
+    return this.#addresses.get(host) as string;
   }
 
   #prefix(): string {
@@ -337,13 +393,50 @@ export class TestNetwork {
     this.#apply(to);
   }
 
+  /**
+   * Replaces the whole partition with `grudge`: host -> the hosts whose packets it drops. Any
+   * topology (ring, bridge, one-way) is a grudge. A host may not hold a grudge against itself.
+   */
+  setGrudge(grudge: ReadonlyMap<string, readonly string[]>): void {
+    for (const [host, peers] of grudge) {
+      this.#checkHost(host);
+      for (const peer of peers) {
+        this.#checkHost(peer);
+        if (peer === host) throw new NetnsError(`host ${host} cannot drop its own packets`);
+      }
+    }
+    this.#grudge.clear();
+    for (const [host, peers] of grudge) if (peers.length > 0) this.#grudge.set(host, new Set(peers));
+    this.#applyAll();
+  }
+
+  /** The current grudge (host -> peers it drops), for reports and assertions. */
+  grudge(): Map<string, string[]> {
+    return new Map([...this.#grudge].map(([h, peers]) => [h, [...peers].sort()]));
+  }
+
+  /**
+   * Random packet loss without netem: each host in `among` drops `lossPct` percent of the packets
+   * arriving from the other hosts in `among` (nftables `numgen random`), so the loss is applied
+   * once per direction. Hosts outside `among` (e.g. the coordinator) are unaffected. Replaces any
+   * earlier loss; lossPct 0 clears it.
+   */
+  setLoss(lossPct: number, among: readonly string[]): void {
+    if (!Number.isInteger(lossPct) || lossPct < 0 || lossPct > 100) throw new NetnsError(`lossPct (${lossPct}) must be an integer in [0, 100]`);
+    for (const h of among) this.#checkHost(h);
+    const before = this.#lossHosts;
+    this.#lossPct = lossPct;
+    this.#lossHosts = lossPct === 0 ? [] : [...among];
+    for (const host of new Set([...before, ...this.#lossHosts])) this.#apply(host);
+  }
+
   /** Cuts `host` off from every other host, in both directions. */
   isolate(host: string): void {
     this.#checkHost(host);
     this.partition([[host], this.hosts.filter((h) => h !== host)]);
   }
 
-  /** Removes every partition rule from every host. Idempotent. */
+  /** Removes every partition rule from every host (not the loss of setLoss). Idempotent. */
   heal(): void {
     this.#grudge.clear();
     this.#applyAll();
@@ -359,16 +452,13 @@ export class TestNetwork {
    */
   #apply(host: string): void {
     const drops = [...(this.#grudge.get(host) ?? [])].map((peer) => this.address(peer));
+    const lossy = this.#lossHosts.includes(host) ? this.#lossHosts.filter((h) => h !== host).map((peer) => this.address(peer)) : [];
+    const rules: string[] = [];
+    if (drops.length > 0) rules.push(`    ip saddr { ${drops.join(", ")} } drop`);
+    if (lossy.length > 0) rules.push(`    ip saddr { ${lossy.join(", ")} } numgen random mod 100 < ${this.#lossPct} drop`);
     const lines = [`table inet ${nemesisTable}`, `delete table inet ${nemesisTable}`];
-    if (drops.length > 0) {
-      lines.push(
-        `table inet ${nemesisTable} {`,
-        "  chain input {",
-        "    type filter hook input priority 0; policy accept;",
-        `    ip saddr { ${drops.join(", ")} } drop`,
-        "  }",
-        "}",
-      );
+    if (rules.length > 0) {
+      lines.push(`table inet ${nemesisTable} {`, "  chain input {", "    type filter hook input priority 0; policy accept;", ...rules, "  }", "}");
     }
     const args = ["netns", "exec", this.namespace(host), "nft", "-f", "-"];
     run("ip", args, this.#commandTimeoutMs, `${lines.join("\n")}\n`);
@@ -433,6 +523,10 @@ export class TestNetwork {
       if (child.pid !== undefined && child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
     }
     this.#children.clear();
+    if (!this.#owned) {
+      this.#detach();
+      return;
+    }
     const failures: string[] = [];
     const ours = tryRun("ip", ["netns", "list"], this.#commandTimeoutMs);
     const names = ours.ok ? parseNamespaceList(ours.stdout).filter((n) => n.startsWith(this.#prefix())) : [];
@@ -452,6 +546,23 @@ export class TestNetwork {
     }
     if (!ours.ok) failures.push(`ip netns list: ${ours.stderr}`);
     if (failures.length > 0) throw new NetnsError(`destroy ${this.runId}: ${failures.join("; ")}`);
+  }
+
+  /** An attached network's destroy(): remove this process's rules, leave the namespaces. */
+  #detach(): void {
+    this.#grudge.clear();
+    this.#lossPct = 0;
+    this.#lossHosts = [];
+    const failures: string[] = [];
+    for (const host of this.hosts) {
+      try {
+        this.#apply(host);
+      } catch (error) {
+        // The creator may already have deleted the namespaces: nothing left to clean then.
+        if (listNamespaces(this.#commandTimeoutMs).includes(this.namespace(host))) failures.push((error as Error).message);
+      }
+    }
+    if (failures.length > 0) throw new NetnsError(`detach ${this.runId}: ${failures.join("; ")}`);
   }
 }
 
