@@ -174,3 +174,60 @@ describe("CommitLog I/O budget (DiskSim counters)", () => {
     expect(() => log.entries(1, 2, 100)).toThrow(/not usable/);
   });
 });
+
+describe("CommitLog.syncAsync", () => {
+  const syncAsync = (log: ReturnType<typeof open>): Promise<unknown> => new Promise((resolve) => log.syncAsync(resolve));
+
+  it("on DiskOs: the fdatasync runs off the event loop; reads work meanwhile, writes are refused, and the batch is durable after", async () => {
+    const dir = tempDir("cl-async");
+    temps.push(dir);
+    const log = open(new DiskOs(), dir, { tailCacheBytes: 0 });
+    log.append(entries(1, 3, 1));
+    log.setHardState({ term: 1, votedFor: "n1", commit: 0 });
+    await syncAsync(log);
+    log.append(entries(4, 5, 1));
+    let settled: unknown = "pending";
+    log.syncAsync((err) => (settled = err));
+    // Not settled before the call returns: the flush happens on the thread pool.
+    expect(settled).toBe("pending");
+    expect(log.entries(1, 9, 1 << 20).map((e) => e.index)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+    expect(() => log.append(entries(9, 1, 1))).toThrow(/syncAsync is in flight/);
+    expect(() => log.sync()).toThrow(/syncAsync is in flight/);
+    for (let i = 0; i < 500 && settled === "pending"; i++) await new Promise((r) => setTimeout(r, 2));
+    expect(settled).toBeNull();
+    log.append(entries(9, 1, 1));
+    log.sync();
+    log.close();
+    const again = open(new DiskOs(), dir);
+    expect(again.lastIndex()).toBe(9);
+    expect(again.initialState().hardState).toMatchObject({ term: 1, votedFor: "n1" });
+    again.close();
+  });
+
+  it("on DiskOs: close() while a syncAsync is in flight syncs on the spot and still shuts down cleanly", async () => {
+    const dir = tempDir("cl-async-close");
+    temps.push(dir);
+    const log = open(new DiskOs(), dir);
+    log.append(entries(1, 4, 1));
+    const done = syncAsync(log);
+    log.close();
+    expect(await done).toBeNull();
+    const again = open(new DiskOs(), dir);
+    expect(again.report.clean).toBe(true);
+    expect(again.lastIndex()).toBe(4);
+    again.close();
+  });
+
+  it("on a Disk without syncAsync (DiskSim) it syncs in place and calls back before returning", () => {
+    const disk = new DiskSim();
+    const log = open(disk, "/data");
+    log.append(entries(1, 2, 1));
+    let settled: unknown = "pending";
+    log.syncAsync((err) => (settled = err));
+    expect(settled).toBeNull();
+    disk.crash();
+    const again = open(disk, "/data");
+    expect(again.lastIndex()).toBe(2);
+    again.close();
+  });
+});

@@ -65,6 +65,8 @@ export class CommitLog implements DurableLogStore {
   private pending: Pending = { entries: [], truncateAfter: null, install: null, save: null, hardStateVotes: false };
   private failure: unknown = null;
   private closed = false;
+  /** True while a syncAsync's fdatasync runs: no write may start until it completes. */
+  private syncing = false;
   private syncsSincePersistedCommit = 0;
   private scratch = new Uint8Array(64 * 1024);
 
@@ -182,7 +184,7 @@ export class CommitLog implements DurableLogStore {
   /* ----------------------------------------------------------- DurableLogStore (write side) */
 
   append(entries: readonly Entry[]): void {
-    this.usable();
+    this.writable();
     if (entries.length === 0) return;
     const first = entries[0] as Entry;
     assert(first.index >= this.origin.firstIndex, `append at ${first.index} below firstIndex ${this.origin.firstIndex}`);
@@ -203,7 +205,7 @@ export class CommitLog implements DurableLogStore {
   }
 
   setHardState(hardState: HardState): void {
-    this.usable();
+    this.writable();
     assert(hardState.term >= this.hard.term, `hard state term went back from ${this.hard.term} to ${hardState.term}`);
     assert(hardState.commit >= this.hard.commit, `commit went back from ${this.hard.commit} to ${hardState.commit}`);
     assert(hardState.commit <= this.last, `commit ${hardState.commit} beyond lastIndex ${this.last}`);
@@ -212,7 +214,7 @@ export class CommitLog implements DurableLogStore {
   }
 
   installSnapshot(snapshot: Snapshot): void {
-    this.usable();
+    this.writable();
     const { index, term } = snapshot.meta;
     assert(index >= this.hard.commit, `installSnapshot at ${index} would drop committed entries up to ${this.hard.commit}`);
     assert(term >= 1 && isCount(index), `installSnapshot: bad meta ${JSON.stringify(snapshot.meta)}`);
@@ -225,7 +227,7 @@ export class CommitLog implements DurableLogStore {
   }
 
   saveSnapshot(snapshot: Snapshot, compactTo: number): void {
-    this.usable();
+    this.writable();
     assert(compactTo <= snapshot.meta.index, `saveSnapshot: compactTo ${compactTo} > snapshot index ${snapshot.meta.index}`);
     assert(snapshot.meta.index <= this.last, `saveSnapshot: snapshot index ${snapshot.meta.index} > lastIndex ${this.last}`);
     assert(this.term(snapshot.meta.index) === snapshot.meta.term, `saveSnapshot: snapshot term ${snapshot.meta.term} disagrees with the log`);
@@ -234,7 +236,7 @@ export class CommitLog implements DurableLogStore {
 
   /** Makes every buffered write durable. See the class comment for the I/O it performs. */
   sync(): void {
-    this.usable();
+    this.writable();
     try {
       this.syncSteps();
     } catch (err) {
@@ -244,9 +246,66 @@ export class CommitLog implements DurableLogStore {
     }
   }
 
+  /**
+   * Like `sync()`, but a plain batch's final fdatasync (entries, possibly after a term/vote write
+   * or a suffix drop) runs off the event loop (DiskFile.syncAsync), so a leader keeps sending to
+   * its followers and taking requests while its own disk flushes (DESIGN.md §4). Other work
+   * (snapshots, or a Disk without syncAsync) is done synchronously, and then `done` runs before
+   * this returns. `done` runs exactly once: null when every write before the call is durable, or
+   * the error, which is fatal exactly as in `sync()`. Reads are allowed meanwhile (they see every
+   * write); another write or sync before `done` is a caller bug (it throws).
+   */
+  syncAsync(done: (err: unknown) => void): void {
+    this.writable();
+    const p = this.pending;
+    const file = this.activeSegment().data();
+    if (p.entries.length === 0 || p.install !== null || p.save !== null || file.syncAsync === undefined) {
+      try {
+        this.sync();
+      } catch (err) {
+        return done(err);
+      }
+      return done(null);
+    }
+    let seg: Segment;
+    try {
+      if (p.hardStateVotes) this.stateFile.write(this.persisted(false));
+      if (p.truncateAfter !== null) this.truncateSegments(p.truncateAfter);
+      seg = this.writeEntries(p.entries, false);
+    } catch (err) {
+      return done(this.syncFailed(err));
+    }
+    this.pending = { entries: [], truncateAfter: null, install: null, save: null, hardStateVotes: false };
+    const last = this.last;
+    this.syncing = true;
+    const flushed = (err: Error | null): void => {
+      this.syncing = false;
+      // After close() the files were synced and closed on the calling thread: nothing to record.
+      if (this.closed) return done(null);
+      if (err !== null) return done(this.syncFailed(err));
+      this.durableLast = last;
+      this.cache.evict(this.durableLast);
+      this.syncsSincePersistedCommit++;
+      done(null);
+    };
+    const data = seg.data();
+    assert(data.syncAsync !== undefined, "segment file lost syncAsync");
+    data.syncAsync(flushed);
+  }
+
+  private syncFailed(err: unknown): unknown {
+    this.failure = err;
+    this.config.logger.error({ err: String(err) }, "commit_log_sync_failed");
+    return err;
+  }
+
   /** Flushes, records a clean shutdown, and closes every file. The store is unusable after. */
   close(): void {
     if (this.closed) return;
+    // A syncAsync still in flight covers writes already issued: fdatasync them here, on this
+    // thread, so the clean-shutdown record never precedes them on disk.
+    if (this.syncing && this.failure === null) this.activeSegment().data().sync();
+    this.syncing = false;
     if (this.failure === null) {
       this.sync();
       const active = this.activeSegment();
@@ -265,12 +324,17 @@ export class CommitLog implements DurableLogStore {
     if (this.failure !== null) throw new StorageClosedError("a previous sync failed", { cause: this.failure });
   }
 
+  private writable(): void {
+    this.usable();
+    assert(!this.syncing, "write to the CommitLog while a syncAsync is in flight");
+  }
+
   private syncSteps(): void {
     const p = this.pending;
     if (p.install !== null) this.syncInstall(p.install);
     else if (p.hardStateVotes) this.stateFile.write(this.persisted(false));
     if (p.truncateAfter !== null) this.truncateSegments(p.truncateAfter);
-    if (p.entries.length > 0) this.writeEntries(p.entries);
+    if (p.entries.length > 0) this.writeEntries(p.entries, true);
     if (p.save !== null) this.syncSave(p.save.snapshot, p.save.compactTo);
     this.pending = { entries: [], truncateAfter: null, install: null, save: null, hardStateVotes: false };
     this.durableLast = this.last;
@@ -285,8 +349,11 @@ export class CommitLog implements DurableLogStore {
     return { hardState: { ...this.hard, commit: Math.max(commit, this.stateFile.state.hardState.commit) }, members: this.members, origin: this.origin, clean };
   }
 
-  /** Group commit: encode the batch into one buffer, one write, one fdatasync. */
-  private writeEntries(entries: readonly Entry[]): void {
+  /**
+   * Group commit: encode the batch into one buffer, one write, and (with `fsync`) one fdatasync.
+   * Returns the segment written, whose data file the caller syncs when `fsync` is false.
+   */
+  private writeEntries(entries: readonly Entry[], fsync: boolean): Segment {
     const bytes = encodedBytes(entries);
     let seg = this.activeSegment();
     if (seg.count > 0 && seg.size + bytes > this.config.segmentBytes) seg = this.roll();
@@ -306,7 +373,8 @@ export class CommitLog implements DurableLogStore {
     seg.appendBytes(out);
     seg.count += entries.length;
     seg.lastTerm = (entries[entries.length - 1] as Entry).term;
-    seg.data().sync();
+    if (fsync) seg.data().sync();
+    return seg;
   }
 
   /** Seals the active segment and starts the next one (rule: sealed = data and index fsynced). */

@@ -24,6 +24,13 @@ export interface DiskFile {
   truncate(length: number): void;
   /** fdatasync: makes every write and truncate of this file durable. Throws SyncFailedError. */
   sync(): void;
+  /**
+   * The same fdatasync, run off the calling thread (DiskOs: the libuv thread pool), so the event
+   * loop keeps serving (sending to followers, taking client requests) while the disk flushes.
+   * `done` runs exactly once, later, with null or a SyncFailedError. Optional: a binding without
+   * it is synced with `sync()`. Writes issued while it runs are not covered by it.
+   */
+  syncAsync?(done: (err: Error | null) => void): void;
   close(): void;
 }
 

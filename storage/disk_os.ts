@@ -119,6 +119,13 @@ class OsFile implements DiskFile {
     }
   }
 
+  syncAsync(done: (err: Error | null) => void): void {
+    const fd = this.fd;
+    if (fd < 0) return done(new SyncFailedError(this.path, { cause: new Error("file is closed") }));
+    // The callback form, not fs.promises: one thread-pool hop and no promise machinery.
+    fs.fdatasync(fd, (err) => done(err === null ? null : new SyncFailedError(this.path, { cause: err })));
+  }
+
   close(): void {
     if (this.fd < 0) return;
     fs.closeSync(this.fd);

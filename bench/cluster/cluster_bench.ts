@@ -6,7 +6,7 @@ import { LocalGroup, GroupError } from "../common/local_group.js";
 import { median, round } from "../common/latency.js";
 import { gitCommit, machineFacts, quietRule, waitQuiet } from "../common/machine.js";
 import { electionCounters, type ElectionCounters } from "../common/scrape.js";
-import { entryBody, LeaderTarget } from "./ledger_load.js";
+import { entryBody, LeaderTarget, type AppendRpc } from "./ledger_load.js";
 import { closedLoop, openLoop, type LevelResult, type LoopOptions } from "./load_loops.js";
 
 /**
@@ -28,6 +28,7 @@ export interface ClusterBenchOptions {
   readonly endpoints?: readonly string[];
   readonly batch: number;
   readonly channels: number;
+  readonly appendRpc?: AppendRpc;
   readonly callTimeoutMs: number;
   readonly replicaNodeOptions?: string;
   readonly keepDir: boolean;
@@ -80,7 +81,7 @@ export interface RepResult {
 
 async function runRep(o: ClusterBenchOptions, print: (l: string) => void): Promise<RepResult> {
   const target = await openTarget(o);
-  const ch = new LeaderTarget(target.endpoints, target.leaderAddress, o.channels);
+  const ch = new LeaderTarget(target.endpoints, target.leaderAddress, o.channels, o.appendRpc);
   try {
     const loop: LoopOptions = { body: entryBody(o.entryBytes), warmupMs: o.warmup * 1000, durationMs: o.duration * 1000, batchMax: o.batch, callTimeoutMs: o.callTimeoutMs, serverPids: target.pids };
     const before = await elections(target.metrics);

@@ -1,6 +1,7 @@
 import type { Command } from "commander";
 import { int, intList, positive } from "../common/latency.js";
 import { runClusterBench } from "./cluster_bench.js";
+import { appendRpcOption } from "./ledger_load.js";
 
 interface Flags {
   clients: number;
@@ -14,6 +15,7 @@ interface Flags {
   endpoints?: string;
   batch: number;
   channels: number;
+  appendRpc: string;
   callTimeoutMs: number;
   replicaNodeOptions?: string;
   keepDir?: boolean;
@@ -35,8 +37,9 @@ export function registerClusterBench(bench: Command): void {
     .option("--no-half-peak", "with --sweep: skip the open-loop run at 50% of the peak")
     .option("--reps <n>", "repetitions, each on a fresh group; figures are medians", int("reps", 1), 1)
     .option("--endpoints <list>", "target an existing group (client host:port list) instead of starting one")
-    .option("--batch <n>", "appends per AppendStream call at most (≤ 64)", int("batch", 1), 32)
-    .option("--channels <n>", "gRPC connections to the leader", int("channels", 1), 4)
+    .option("--batch <n>", "appends per producer call at most (≤ 64)", int("batch", 1), 32)
+    .option("--channels <n>", "gRPC connections to the leader (one AppendSession each)", int("channels", 1), 4)
+    .option("--append-rpc <how>", "session: AppendSession streams; calls: an AppendStream call per batch, unary Append for one", "session")
     .option("--call-timeout-ms <n>", "deadline of one call", int("call-timeout-ms", 1), 5000)
     .option("--replica-node-options <flags>", "node flags for the replica processes (e.g. \"--cpu-prof --cpu-prof-dir=/tmp/prof\"; NODE_OPTIONS refuses --cpu-prof)")
     .option("--keep-dir", "keep the group's directory (configs, logs, data) after the run")
@@ -57,6 +60,7 @@ export function registerClusterBench(bench: Command): void {
           reps: f.reps,
           batch: f.batch,
           channels: f.channels,
+          appendRpc: appendRpcOption(f.appendRpc),
           callTimeoutMs: f.callTimeoutMs,
           keepDir: f.keepDir === true,
           ...(f.rate === undefined ? {} : { rate: f.rate }),

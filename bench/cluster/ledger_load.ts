@@ -1,23 +1,39 @@
 import { randomUUID } from "node:crypto";
 import * as grpc from "@grpc/grpc-js";
+import { AppendSession } from "../../broker/client/append_session.js";
 import { LedgerClient } from "../../broker/client/ledger_client.js";
 import { errorKeys, ledgerService, type AppendRequest, type AppendResponse, type AppendStreamResponse } from "../../broker/api/ledger_messages.js";
 
 /**
+ * How the generator's appends travel: "session" pipelines them on long-lived AppendSession
+ * streams (the default: what LedgerClient does); "calls" is the older way, one AppendStream call
+ * per batch and a unary Append for a single entry. A grpc-js call costs ~1 ms of CPU on this box
+ * (../shared/anchors/REPORT.md), a message on an open stream a fraction of that.
+ */
+export type AppendRpc = "session" | "calls";
+
+/** Validates the --append-rpc flag. */
+export function appendRpcOption(v: string): AppendRpc {
+  if (v === "session" || v === "calls") return v;
+  throw new Error(`--append-rpc (${JSON.stringify(v)}) must be "session" or "calls"`);
+}
+
+/**
  * The load generator's connection to one replica: several gRPC channels (separate HTTP/2
- * connections), used round-robin. A single grpc-js connection tops out near 2–3 k calls/s on
- * this box (../shared/anchors/REPORT.md), so appends travel in AppendStream calls that carry a
- * batch each, and one entry alone uses a unary Append (one round trip, the latency floor).
+ * connections), used round-robin, each with one AppendSession in session mode.
  */
 export class LedgerChannels {
   private readonly clients: grpc.Client[];
+  private readonly sessions: AppendSession[];
   private next = 0;
 
   constructor(
     readonly address: string,
     channels: number,
+    readonly rpc: AppendRpc = "session",
   ) {
     this.clients = Array.from({ length: Math.max(1, channels) }, () => new grpc.Client(address, grpc.credentials.createInsecure(), { "grpc.use_local_subchannel_pool": 1, "grpc.enable_retries": 0 }));
+    this.sessions = rpc === "session" ? this.clients.map((c) => new AppendSession(c)) : [];
   }
 
   private pick(): grpc.Client {
@@ -25,9 +41,19 @@ export class LedgerChannels {
     return c;
   }
 
-  /** Appends `reqs` (≥ 1) in one call; resolves with one outcome per request, in order. */
+  /** Appends `reqs` (≥ 1); resolves with one outcome per request, in order. */
   send(reqs: readonly AppendRequest[], timeoutMs: number): Promise<SendResult> {
+    if (this.rpc === "session") return this.session(reqs, timeoutMs);
     return reqs.length === 1 ? this.unary(reqs[0] as AppendRequest, timeoutMs) : this.stream(reqs, timeoutMs);
+  }
+
+  private async session(reqs: readonly AppendRequest[], timeoutMs: number): Promise<SendResult> {
+    const s = this.sessions[this.next++ % this.sessions.length] as AppendSession;
+    const all = await Promise.all(reqs.map((r) => s.append(r, timeoutMs)));
+    const responses = all.map((r): AppendResponse | ItemFailure =>
+      r.ok ? r.value : { failed: true, code: r.failure.code, reason: r.failure.reason, details: r.failure.details, leaderAddress: r.failure.leaderAddress },
+    );
+    return { ok: true, responses };
   }
 
   private unary(req: AppendRequest, timeoutMs: number): Promise<SendResult> {
@@ -45,7 +71,9 @@ export class LedgerChannels {
     return new Promise((resolve) => {
       const call = this.pick().makeClientStreamRequest(m.path, m.requestSerialize, m.responseDeserialize, new grpc.Metadata(), { deadline: Date.now() + timeoutMs }, (err, value?: AppendStreamResponse) => {
         if (err !== null || value === undefined) return resolve(callFailed(err));
-        const responses: (AppendResponse | ItemFailure)[] = value.results.map((r) => (r.code === 0 && r.response !== null ? r.response : { failed: true, code: r.code, reason: r.reason }));
+        const responses: (AppendResponse | ItemFailure)[] = value.results.map((r) =>
+          r.code === 0 && r.response !== null ? r.response : { failed: true, code: r.code, reason: r.reason, details: r.message, leaderAddress: r.leaderAddress === "" ? null : r.leaderAddress },
+        );
         resolve({ ok: true, responses });
       });
       for (const r of reqs) call.write(r);
@@ -54,6 +82,7 @@ export class LedgerChannels {
   }
 
   close(): void {
+    for (const s of this.sessions) s.close();
     for (const c of this.clients) c.close();
   }
 }
@@ -62,6 +91,8 @@ export interface ItemFailure {
   readonly failed: true;
   readonly code: number;
   readonly reason: string;
+  readonly details: string;
+  readonly leaderAddress: string | null;
 }
 
 export type SendResult =
@@ -123,8 +154,9 @@ export class LeaderTarget {
     endpoints: readonly string[],
     leaderAddress: string,
     private readonly channels: number,
+    private readonly rpc: AppendRpc = "session",
   ) {
-    this.ch = new LedgerChannels(leaderAddress, channels);
+    this.ch = new LedgerChannels(leaderAddress, channels, rpc);
     this.finder = new LedgerClient({ endpoints, attemptTimeoutMs: 300 });
   }
 
@@ -134,8 +166,11 @@ export class LeaderTarget {
 
   async send(reqs: readonly AppendRequest[], timeoutMs: number): Promise<SendResult> {
     const r = await this.ch.send(reqs, timeoutMs);
-    const moved = r.ok ? r.responses.some((x) => isFailure(x) && (x.reason === "not_leader" || x.reason === "stopped")) : r.reason !== "" || r.code === grpc.status.UNAVAILABLE;
-    if (moved) this.rediscover(r.ok ? null : r.leaderAddress);
+    const movedItem = (x: AppendResponse | ItemFailure): x is ItemFailure =>
+      isFailure(x) && (x.reason === "not_leader" || x.reason === "stopped" || (x.reason === "" && x.code === grpc.status.UNAVAILABLE));
+    const item = r.ok ? r.responses.find(movedItem) : undefined;
+    if (item !== undefined) this.rediscover(item.leaderAddress);
+    else if (!r.ok && (r.reason !== "" || r.code === grpc.status.UNAVAILABLE)) this.rediscover(r.leaderAddress);
     return r;
   }
 
@@ -152,7 +187,7 @@ export class LeaderTarget {
 
   private switchTo(address: string): void {
     this.retired.push(this.ch);
-    this.ch = new LedgerChannels(address, this.channels);
+    this.ch = new LedgerChannels(address, this.channels, this.rpc);
     this.leaderChanges++;
   }
 

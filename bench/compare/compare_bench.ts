@@ -6,7 +6,7 @@ import { round } from "../common/latency.js";
 import { gitCommit, machineFacts, quietRule, waitQuiet } from "../common/machine.js";
 import { electionCounters } from "../common/scrape.js";
 import { printLevel } from "../cluster/cluster_bench.js";
-import { entryBody, LeaderTarget } from "../cluster/ledger_load.js";
+import { entryBody, LeaderTarget, type AppendRpc } from "../cluster/ledger_load.js";
 import { closedLoop, openLoop, type LevelResult } from "../cluster/load_loops.js";
 import { startEtcdPeer } from "./etcd_peer.js";
 import { startNatsPeer } from "./nats_peer.js";
@@ -26,6 +26,7 @@ export interface CompareBenchOptions {
   readonly peerLevels: readonly number[];
   readonly batch: number;
   readonly channels: number;
+  readonly appendRpc?: AppendRpc;
   readonly only?: readonly string[];
   readonly out?: string;
 }
@@ -46,7 +47,7 @@ async function runDledger(o: CompareBenchOptions, print: (l: string) => void): P
   const group = await LocalGroup.start();
   try {
     const leader = await group.waitLeader();
-    const target = new LeaderTarget(group.endpoints, leader.leaderAddress, o.channels);
+    const target = new LeaderTarget(group.endpoints, leader.leaderAddress, o.channels, o.appendRpc);
     const loop = { body: entryBody(o.entryBytes), warmupMs: o.warmup * 1000, durationMs: o.duration * 1000, batchMax: o.batch, callTimeoutMs: 5000, serverPids: group.pids() };
     const before = await Promise.all(group.members.map((m) => electionCounters(m.metrics)));
     const levels: LevelResult[] = [];

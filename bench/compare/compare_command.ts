@@ -1,6 +1,7 @@
 import type { Command } from "commander";
 import { int, intList, positive } from "../common/latency.js";
 import { runCompareBench } from "./compare_bench.js";
+import { appendRpcOption } from "../cluster/ledger_load.js";
 
 interface Flags {
   entryBytes: number;
@@ -10,6 +11,7 @@ interface Flags {
   peerLevels: number[];
   batch: number;
   channels: number;
+  appendRpc: string;
   only?: string;
   out?: string;
 }
@@ -24,14 +26,15 @@ export function registerCompareBench(bench: Command): void {
     .option("--warmup <s>", "unmeasured seconds before each level", positive("warmup"), 1.5)
     .option("--levels <list>", "dledger's in-flight levels", intList("levels"), [1, 16, 64, 256, 1024])
     .option("--peer-levels <list>", "the peers' in-flight levels (../shared/anchors used 1,16,64,256)", intList("peer-levels"), [1, 16, 64, 256])
-    .option("--batch <n>", "dledger: appends per AppendStream call at most (≤ 64)", int("batch", 1), 32)
-    .option("--channels <n>", "dledger: gRPC connections to the leader", int("channels", 1), 4)
+    .option("--batch <n>", "dledger: appends per producer call at most (≤ 64)", int("batch", 1), 32)
+    .option("--channels <n>", "dledger: gRPC connections to the leader (one AppendSession each)", int("channels", 1), 4)
+    .option("--append-rpc <how>", "dledger: session (AppendSession streams) or calls (AppendStream per batch, unary for one)", "session")
     .option("--only <list>", "run only these systems (dledger,etcd,rabbitmq,nats)")
     .option("--out <file>", "JSON report path (default: <tmp>/dledger-bench-compare-<time>.json)")
     .action(async (f: Flags) => {
       const only = f.only?.split(",").map((s) => s.trim());
       await runCompareBench(
-        { entryBytes: f.entryBytes, duration: f.duration, warmup: f.warmup, levels: f.levels, peerLevels: f.peerLevels, batch: f.batch, channels: f.channels, ...(only === undefined ? {} : { only }), ...(f.out === undefined ? {} : { out: f.out }) },
+        { entryBytes: f.entryBytes, duration: f.duration, warmup: f.warmup, levels: f.levels, peerLevels: f.peerLevels, batch: f.batch, channels: f.channels, appendRpc: appendRpcOption(f.appendRpc), ...(only === undefined ? {} : { only }), ...(f.out === undefined ? {} : { out: f.out }) },
         (line) => process.stdout.write(`${line}\n`),
       );
     });

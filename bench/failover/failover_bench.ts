@@ -4,7 +4,7 @@ import * as path from "node:path";
 import { LocalGroup } from "../common/local_group.js";
 import { median, round, sleep } from "../common/latency.js";
 import { gitCommit, machineFacts, quietRule, waitQuiet } from "../common/machine.js";
-import { entryBody, isFailure, LedgerChannels, Producer } from "../cluster/ledger_load.js";
+import { entryBody, isFailure, LedgerChannels, Producer, type AppendRpc } from "../cluster/ledger_load.js";
 
 /**
  * `dledger bench failover`: under steady load, SIGKILL the leader and time kill → the first
@@ -19,6 +19,7 @@ export interface FailoverBenchOptions {
   readonly entryBytes: number;
   /** Per-attempt deadline: a writer stuck on the dead leader gives up after about this long. */
   readonly attemptTimeoutMs: number;
+  readonly appendRpc?: AppendRpc;
   /** How long after a kill we wait for a new leader's ack before recording a failure. */
   readonly failoverWaitMs: number;
   /** Steady load between a caught-up restart and the next kill. */
@@ -47,7 +48,7 @@ class Writers {
     private readonly o: FailoverBenchOptions,
     private readonly onAck: (a: Ack) => void,
   ) {
-    this.channels = new Map(endpoints.map((e) => [e, new LedgerChannels(e, 1)]));
+    this.channels = new Map(endpoints.map((e) => [e, new LedgerChannels(e, 1, o.appendRpc)]));
   }
 
   start(leaderAddress: string): void {
@@ -70,7 +71,7 @@ class Writers {
         continue;
       }
       this.failures++;
-      const hint = r.ok ? null : r.leaderAddress;
+      const hint = r.ok ? (x !== undefined && isFailure(x) ? x.leaderAddress : null) : r.leaderAddress;
       target = hint !== null && this.channels.has(hint) ? hint : this.next(target);
       await sleep(2);
     }

@@ -1,12 +1,14 @@
 import type { Command } from "commander";
 import { int } from "../common/latency.js";
 import { runFailoverBench } from "./failover_bench.js";
+import { appendRpcOption } from "../cluster/ledger_load.js";
 
 interface Flags {
   kills: number;
   writers: number;
   entryBytes: number;
   attemptTimeoutMs: number;
+  appendRpc: string;
   failoverWaitMs: number;
   settleMs: number;
   replicaNodeOptions?: string;
@@ -20,7 +22,8 @@ export function registerFailoverBench(bench: Command): void {
     .command("failover")
     .description("SIGKILL the leader of a 3-replica group under steady load, --kills times: kill → first acknowledged append on the new leader")
     .option("--kills <n>", "leader kills", int("kills", 1), 20)
-    .option("--writers <n>", "concurrent writers (unary appends)", int("writers", 1), 8)
+    .option("--writers <n>", "concurrent writers (one append each at a time)", int("writers", 1), 8)
+    .option("--append-rpc <how>", "session (AppendSession streams) or calls (unary Append)", "session")
     .option("--entry-bytes <n>", "entry body size", int("entry-bytes", 1), 1024)
     .option("--attempt-timeout-ms <n>", "per-attempt deadline (jittered 0.5–1.5×)", int("attempt-timeout-ms", 1), 100)
     .option("--failover-wait-ms <n>", "give up on a kill after this long", int("failover-wait-ms", 100), 10_000)
@@ -35,6 +38,7 @@ export function registerFailoverBench(bench: Command): void {
           writers: f.writers,
           entryBytes: f.entryBytes,
           attemptTimeoutMs: f.attemptTimeoutMs,
+          appendRpc: appendRpcOption(f.appendRpc),
           failoverWaitMs: f.failoverWaitMs,
           settleMs: f.settleMs,
           keepDir: f.keepDir === true,

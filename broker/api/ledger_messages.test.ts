@@ -72,6 +72,27 @@ describe("protobuf wire codec", () => {
     );
   });
 
+  it("sizes strings exactly as TextEncoder writes them (multi-byte, astral, lone surrogates)", () => {
+    const utf8 = new TextEncoder();
+    const roundTrip = (t: string) => new TextDecoder().decode(utf8.encode(t));
+    fc.assert(
+      fc.property(fc.string({ unit: "binary", maxLength: 40 }), fc.string({ unit: "grapheme", maxLength: 20 }), (a, b) => {
+        const bytes = encodeMessage(schemas.appendRequest, { clientId: a + b, sequence: 1, body: new Uint8Array([7]) });
+        const idBytes = utf8.encode(a + b).byteLength;
+        // Tag, length varint, the UTF-8 bytes, then sequence (2 bytes) and body (3 bytes).
+        expect(bytes.byteLength).toBe(idBytes === 0 ? 5 : 1 + (idBytes < 128 ? 1 : 2) + idBytes + 5);
+        expect(decodeMessage<AppendRequest>(schemas.appendRequest, bytes).clientId).toBe(roundTrip(a + b));
+      }),
+    );
+  });
+
+  it("encodes nested session messages: a tagged append inside a request, byte for byte", () => {
+    // AppendSessionRequest{appends:[{id:5, request:{sequence:1, body:[9]}}]}
+    //   0a 09 | 08 05 | 12 05 | 10 01 1a 01 09
+    const bytes = encodeMessage(schemas.appendSessionRequest, { appends: [{ id: 5, request: { clientId: "", sequence: 1, body: new Uint8Array([9]) } }] });
+    expect([...bytes]).toEqual([0x0a, 0x09, 0x08, 0x05, 0x12, 0x05, 0x10, 0x01, 0x1a, 0x01, 0x09]);
+  });
+
   it("skips unknown fields of every wire type", () => {
     // field 9 varint, field 10 fixed64, field 11 bytes, field 12 fixed32, then sequence = 5
     const bytes = new Uint8Array([0x48, 0x01, 0x51, 0, 0, 0, 0, 0, 0, 0, 0, 0x5a, 0x01, 0x00, 0x65, 0, 0, 0, 0, 0x10, 0x05]);

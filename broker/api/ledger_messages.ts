@@ -23,9 +23,26 @@ export interface AppendResult {
   readonly reason: string;
   readonly outcomeUnknown: boolean;
   readonly response: AppendResponse | null;
+  /** For a failure: the leader's id and client address when this replica knows them, else "". */
+  readonly leaderId: string;
+  readonly leaderAddress: string;
 }
 export interface AppendStreamResponse {
   readonly results: readonly AppendResult[];
+}
+export interface TaggedAppend {
+  readonly id: number;
+  readonly request: AppendRequest;
+}
+export interface AppendSessionRequest {
+  readonly appends: readonly TaggedAppend[];
+}
+export interface TaggedResult {
+  readonly id: number;
+  readonly result: AppendResult;
+}
+export interface AppendSessionResponse {
+  readonly results: readonly TaggedResult[];
 }
 export interface GetRequest {
   readonly index: number;
@@ -100,6 +117,22 @@ export const schemas = (() => {
       { no: 3, name: "reason", kind: s },
       { no: 4, name: "outcomeUnknown", kind: "bool" },
       { no: 5, name: "response", kind: "message", schema: appendResponse },
+      { no: 6, name: "leaderId", kind: s },
+      { no: 7, name: "leaderAddress", kind: s },
+    ],
+  };
+  const taggedAppend: MessageSchema = {
+    name: "TaggedAppend",
+    fields: [
+      { no: 1, name: "id", kind: u },
+      { no: 2, name: "request", kind: "message", schema: appendRequest },
+    ],
+  };
+  const taggedResult: MessageSchema = {
+    name: "TaggedResult",
+    fields: [
+      { no: 1, name: "id", kind: u },
+      { no: 2, name: "result", kind: "message", schema: appendResult },
     ],
   };
   const entry: MessageSchema = {
@@ -125,6 +158,10 @@ export const schemas = (() => {
     appendRequest,
     appendResponse,
     appendStreamResponse: { name: "AppendStreamResponse", fields: [{ no: 1, name: "results", kind: "message", repeated: true, schema: appendResult }] },
+    taggedAppend,
+    taggedResult,
+    appendSessionRequest: { name: "AppendSessionRequest", fields: [{ no: 1, name: "appends", kind: "message", repeated: true, schema: taggedAppend }] },
+    appendSessionResponse: { name: "AppendSessionResponse", fields: [{ no: 1, name: "results", kind: "message", repeated: true, schema: taggedResult }] },
     getRequest: { name: "GetRequest", fields: [{ no: 1, name: "index", kind: u }] },
     entry,
     readRequest: { name: "ReadRequest", fields: [{ no: 1, name: "index", kind: u }] },
@@ -165,11 +202,11 @@ export const schemas = (() => {
 
 const toBuffer = (b: Uint8Array): Buffer => Buffer.from(b.buffer, b.byteOffset, b.byteLength);
 
-function method<Req, Res>(name: string, req: MessageSchema, res: MessageSchema, requestStream = false): grpc.MethodDefinition<Req, Res> {
+function method<Req, Res>(name: string, req: MessageSchema, res: MessageSchema, requestStream = false, responseStream = false): grpc.MethodDefinition<Req, Res> {
   return {
     path: `/dledger.v1.Ledger/${name}`,
     requestStream,
-    responseStream: false,
+    responseStream,
     requestSerialize: (v: Req) => toBuffer(encodeMessage(req, v as Record<string, unknown>)),
     requestDeserialize: (b: Buffer) => decodeMessage<Req>(req, b),
     responseSerialize: (v: Res) => toBuffer(encodeMessage(res, v as Record<string, unknown>)),
@@ -181,6 +218,7 @@ function method<Req, Res>(name: string, req: MessageSchema, res: MessageSchema, 
 export const ledgerService = {
   Append: method<AppendRequest, AppendResponse>("Append", schemas.appendRequest, schemas.appendResponse),
   AppendStream: method<AppendRequest, AppendStreamResponse>("AppendStream", schemas.appendRequest, schemas.appendStreamResponse, true),
+  AppendSession: method<AppendSessionRequest, AppendSessionResponse>("AppendSession", schemas.appendSessionRequest, schemas.appendSessionResponse, true, true),
   Get: method<GetRequest, LedgerEntry>("Get", schemas.getRequest, schemas.entry),
   Read: method<ReadRequest, ReadResponse>("Read", schemas.readRequest, schemas.readResponse),
   Metadata: method<MetadataRequest, MetadataResponse>("Metadata", schemas.metadataRequest, schemas.metadataResponse),
@@ -212,6 +250,7 @@ export type ErrorReason =
   | "transferring"
   | "stopped"
   | "outcome_unknown"
+  | "leader_changed"
   | "overwritten"
   | "backpressure"
   | "not_committed"

@@ -43,22 +43,26 @@ type Plain = Record<string, unknown>;
 
 /* --- Encoding ---------------------------------------------------------------------------------- */
 
-class Writer {
-  private buf = new Uint8Array(64);
-  length = 0;
+/*
+ * Two passes, as protoc's generated code does: the first computes every nested message's size
+ * (in pre-order, into `sizes`), the second writes into one buffer of exactly the total size. No
+ * buffer grows or is copied, which matters on the append path (node --cpu-prof, bench/README.md).
+ */
 
-  private reserve(n: number): void {
-    if (this.length + n <= this.buf.length) return;
-    let size = this.buf.length * 2;
-    while (size < this.length + n) size *= 2;
-    const next = new Uint8Array(size);
-    next.set(this.buf.subarray(0, this.length));
-    this.buf = next;
+class Writer {
+  readonly buf: Uint8Array;
+  length = 0;
+  /** Next entry of the sizes computed by the first pass. */
+  sizeAt = 0;
+
+  constructor(
+    size: number,
+    readonly sizes: readonly number[],
+  ) {
+    this.buf = new Uint8Array(size);
   }
 
   varint(value: number): void {
-    if (!Number.isSafeInteger(value) || value < 0) throw new RangeError(`varint ${value} is not a non-negative safe integer`);
-    this.reserve(10);
     let v = value;
     // Division instead of bit shifts: JS bit operators truncate to 32 bits.
     while (v >= 0x80) {
@@ -70,63 +74,136 @@ class Writer {
 
   bytes(b: Uint8Array): void {
     this.varint(b.byteLength);
-    this.reserve(b.byteLength);
     this.buf.set(b, this.length);
     this.length += b.byteLength;
   }
 
-  finish(): Uint8Array {
-    return this.buf.subarray(0, this.length);
+  string(text: string, bytes: number): void {
+    this.varint(bytes);
+    const { written } = encoder.encodeInto(text, this.buf.subarray(this.length, this.length + bytes));
+    if (written !== bytes) throw new Error(`string encoded to ${written} bytes, sized ${bytes}`);
+    this.length += bytes;
   }
+}
+
+function varintBytes(value: number): number {
+  if (!Number.isSafeInteger(value) || value < 0) throw new RangeError(`varint ${value} is not a non-negative safe integer`);
+  let n = 1;
+  for (let v = value; v >= 0x80; v = Math.floor(v / 0x80)) n++;
+  return n;
+}
+
+/** UTF-8 length of a string, as TextEncoder encodes it (lone surrogates become U+FFFD). */
+function utf8Bytes(text: string): number {
+  let n = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0x80) n += 1;
+    else if (c < 0x800) n += 2;
+    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < text.length && (text.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+      n += 4;
+      i++;
+    } else n += 3;
+  }
+  return n;
 }
 
 /** Encodes `value` (an object with the schema's field names) into protobuf bytes. */
 export function encodeMessage(schema: MessageSchema, value: Plain): Uint8Array {
-  const w = new Writer();
+  const sizes: number[] = [];
+  const size = sizeMessage(schema, value, sizes);
+  const w = new Writer(size, sizes);
   writeMessage(w, schema, value);
-  return w.finish();
+  if (w.length !== size) throw new Error(`${schema.name}: wrote ${w.length} bytes, sized ${size}`);
+  return w.buf;
+}
+
+function present(f: FieldSpec, v: unknown): boolean {
+  if (v === undefined || v === null) return false;
+  if (f.repeated === true) return true;
+  switch (f.kind) {
+    case "uint64":
+      return v !== 0;
+    case "bool":
+      return v !== false;
+    case "string":
+      return v !== "";
+    case "bytes":
+      return (v as Uint8Array).byteLength > 0;
+    case "message":
+      return true;
+  }
+}
+
+function sizeMessage(schema: MessageSchema, value: Plain, sizes: number[]): number {
+  let total = 0;
+  for (const f of schema.fields) {
+    const v = value[f.name];
+    if (!present(f, v)) continue;
+    if (f.repeated === true) for (const item of v as readonly unknown[]) total += sizeField(f, item, sizes);
+    else total += sizeField(f, v, sizes);
+  }
+  return total;
+}
+
+function sizeField(f: FieldSpec, v: unknown, sizes: number[]): number {
+  const tag = varintBytes(f.no * 8);
+  switch (f.kind) {
+    case "uint64":
+      return tag + varintBytes(v as number);
+    case "bool":
+      return tag + 1;
+    case "string": {
+      const n = utf8Bytes(v as string);
+      sizes.push(n);
+      return tag + varintBytes(n) + n;
+    }
+    case "bytes": {
+      const n = (v as Uint8Array).byteLength;
+      return tag + varintBytes(n) + n;
+    }
+    case "message": {
+      const at = sizes.length;
+      sizes.push(0);
+      const n = sizeMessage(schemaOf(f), v as Plain, sizes);
+      sizes[at] = n;
+      return tag + varintBytes(n) + n;
+    }
+  }
 }
 
 function writeMessage(w: Writer, schema: MessageSchema, value: Plain): void {
   for (const f of schema.fields) {
     const v = value[f.name];
-    if (v === undefined || v === null) continue;
-    const items = f.repeated === true ? (v as readonly unknown[]) : [v];
-    for (const item of items) writeField(w, f, item);
+    if (!present(f, v)) continue;
+    if (f.repeated === true) for (const item of v as readonly unknown[]) writeField(w, f, item);
+    else writeField(w, f, v);
   }
 }
 
 function writeField(w: Writer, f: FieldSpec, v: unknown): void {
-  const repeated = f.repeated === true;
   switch (f.kind) {
     case "uint64":
-      if (v === 0 && !repeated) return;
       w.varint(f.no * 8);
       w.varint(v as number);
       return;
     case "bool":
-      if (v === false && !repeated) return;
       w.varint(f.no * 8);
       w.varint(v === true ? 1 : 0);
       return;
-    case "string": {
-      if (v === "" && !repeated) return;
+    case "string":
       w.varint(f.no * 8 + 2);
-      w.bytes(encoder.encode(v as string));
+      w.string(v as string, w.sizes[w.sizeAt++] as number);
       return;
-    }
     case "bytes":
-      if ((v as Uint8Array).byteLength === 0 && !repeated) return;
       w.varint(f.no * 8 + 2);
       w.bytes(v as Uint8Array);
       return;
-    case "message": {
-      const inner = new Writer();
-      writeMessage(inner, schemaOf(f), v as Plain);
+    case "message":
       w.varint(f.no * 8 + 2);
-      w.bytes(inner.finish());
+      w.varint(w.sizes[w.sizeAt++] as number);
+      writeMessage(w, schemaOf(f), v as Plain);
       return;
-    }
   }
 }
 
@@ -214,10 +291,17 @@ function defaults(schema: MessageSchema): Plain {
   return out;
 }
 
+/** Field lookup tables, built once per schema. */
+const fieldsByNo = new WeakMap<MessageSchema, Map<number, FieldSpec>>();
+
 function readMessage(r: Reader, schema: MessageSchema, depth: number): Plain {
   if (depth > depthMax) throw new ProtoDecodeError(`${schema.name}: nested deeper than ${depthMax}`);
   const out = defaults(schema);
-  const byNo = new Map(schema.fields.map((f) => [f.no, f]));
+  let byNo = fieldsByNo.get(schema);
+  if (byNo === undefined) {
+    byNo = new Map(schema.fields.map((f) => [f.no, f]));
+    fieldsByNo.set(schema, byNo);
+  }
   while (r.position < r.buf.byteLength) {
     const key = r.varint();
     const no = Math.floor(key / 8);

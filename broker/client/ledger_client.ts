@@ -13,6 +13,7 @@ import {
   type ReadResponse,
   type TransferLeadershipResponse,
 } from "../api/ledger_messages.js";
+import { AppendSession, notConnectedPattern, type CallFailure, type CallResult } from "./append_session.js";
 
 export interface LedgerClientOptions {
   /** "host:port" client addresses of some or all replicas; the leader is found from them. */
@@ -31,10 +32,16 @@ export interface LedgerClientOptions {
    * ledger_state_machine.ts), or a late retry could find its sequence expired.
    */
   readonly inflightMax?: number;
+  /**
+   * How appends travel: "session" (default) pipelines them on one long-lived AppendSession
+   * stream per replica (far cheaper per append in grpc-js); "unary" makes one Append call each.
+   * A replica that does not implement AppendSession is used with unary calls.
+   */
+  readonly appendRpc?: "session" | "unary";
   readonly logger?: Logger;
 }
 
-export const ledgerClientDefaults = { attemptTimeoutMs: 2000, operationTimeoutMs: 10_000, attemptsMax: 12, inflightMax: 32 } as const;
+export const ledgerClientDefaults = { attemptTimeoutMs: 2000, operationTimeoutMs: 10_000, attemptsMax: 12, inflightMax: 32, appendRpc: "session" } as const;
 
 /**
  * The outcome of an append, reported honestly (Jepsen's ok / fail / info):
@@ -68,17 +75,6 @@ export class LedgerError extends Error {
   }
 }
 
-interface CallFailure {
-  readonly code: number;
-  readonly details: string;
-  readonly reason: string;
-  readonly outcomeUnknown: boolean;
-  readonly leaderId: string | null;
-  readonly leaderAddress: string | null;
-}
-
-type CallResult<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly failure: CallFailure };
-
 /** What to do after a failed attempt. */
 type Next = { readonly stop: true; readonly outcome: "failed" | "unknown" } | { readonly stop: false; readonly mayHaveApplied: boolean; readonly backoff: boolean };
 
@@ -96,6 +92,9 @@ export class LedgerClient {
   private readonly opts: Required<Omit<LedgerClientOptions, "clientId" | "firstSequence" | "logger">>;
   private readonly log: Logger;
   private readonly clients = new Map<string, grpc.Client>();
+  private readonly sessions = new Map<string, AppendSession>();
+  /** Replicas that answered AppendSession with UNIMPLEMENTED: appends go to them unary. */
+  private readonly unaryOnly = new Set<string>();
   private readonly known: string[];
   private leader: string;
   private nextSequence: number;
@@ -137,6 +136,8 @@ export class LedgerClient {
    */
   async appendBatch(bodies: readonly Uint8Array[]): Promise<AppendOutcome[]> {
     const reqs = bodies.map((body) => ({ clientId: this.clientId, sequence: this.nextSequence++, body }));
+    // On a session, appends issued in one turn travel in one message: no batch call needed.
+    if (this.opts.appendRpc === "session" && !this.unaryOnly.has(this.leader)) return Promise.all(reqs.map((req) => this.appendWithRetry(req, false, 0)));
     const r = await this.stream(this.leader, reqs);
     if (!r.ok) {
       this.follow(r.failure, true);
@@ -163,17 +164,32 @@ export class LedgerClient {
     for (let backoffs = 0; attempts < this.opts.attemptsMax && performance.now() < deadline; ) {
       attempts++;
       const timeout = Math.max(1, Math.min(this.opts.attemptTimeoutMs, deadline - performance.now()));
-      const r = await this.unary<AppendRequest, AppendResponse>(this.leader, ledgerService.Append, req, timeout);
+      const address = this.leader;
+      const r = await this.appendOnce(address, req, timeout);
       if (r.ok) return ok(req, r.value, attempts);
       last = r.failure;
+      if (r.failure.code === grpc.status.UNIMPLEMENTED && !r.failure.outcomeUnknown && !this.unaryOnly.has(address) && this.opts.appendRpc === "session") {
+        this.unaryOnly.add(address);
+        continue;
+      }
       const next = classify(r.failure);
-      if (next.stop) return failed(req, r.failure, next.outcome === "unknown" || mayHaveApplied ? "unknown" : "failed", attempts);
+      if (next.stop) return failed(req, r.failure, next.outcome === "unknown" || mayHaveApplied || r.failure.outcomeUnknown ? "unknown" : "failed", attempts);
       mayHaveApplied ||= next.mayHaveApplied;
       this.log.debug({ sequence: req.sequence, attempt: attempts, code: r.failure.code, reason: r.failure.reason }, "append_retry");
       const hinted = this.follow(r.failure, next.mayHaveApplied || r.failure.reason === "");
       if (next.backoff || !hinted) await sleep(Math.min(backoffMaxMs, backoffBaseMs * 2 ** backoffs++) * (0.5 + Math.random() / 2));
     }
     return failed(req, { ...last, details: `gave up after ${attempts} attempts: ${last.details}` }, mayHaveApplied ? "unknown" : "failed", attempts);
+  }
+
+  private appendOnce(address: string, req: AppendRequest, timeoutMs: number): Promise<CallResult<AppendResponse>> {
+    if (this.opts.appendRpc === "unary" || this.unaryOnly.has(address)) return this.unary(address, ledgerService.Append, req, timeoutMs);
+    let s = this.sessions.get(address);
+    if (s === undefined) {
+      s = new AppendSession(this.client(address));
+      this.sessions.set(address, s);
+    }
+    return s.append(req, timeoutMs);
   }
 
   /** A committed entry from one replica (`endpoint`, or the current leader's). */
@@ -213,6 +229,8 @@ export class LedgerClient {
 
   close(): void {
     this.closed = true;
+    for (const s of this.sessions.values()) s.close();
+    this.sessions.clear();
     for (const c of this.clients.values()) c.close();
     this.clients.clear();
   }
@@ -317,16 +335,20 @@ function classify(f: CallFailure): Next {
       return { stop: false, mayHaveApplied: false, backoff: true };
     case "stopped":
     case "outcome_unknown":
+    case "leader_changed":
       return { stop: false, mayHaveApplied: true, backoff: true };
     default:
+      // A session that broke with this append unanswered: it may have been applied.
+      if (f.outcomeUnknown) return { stop: false, mayHaveApplied: true, backoff: true };
       // Refused by gRPC before any handler ran (message too large for the server, unknown
       // method): definitely not applied, and retrying cannot help.
       if (f.code === grpc.status.RESOURCE_EXHAUSTED || f.code === grpc.status.UNIMPLEMENTED || f.code === grpc.status.INVALID_ARGUMENT) {
         return { stop: true, outcome: "failed" };
       }
-      // No dledger reason: a transport failure or a deadline. The request may have reached the
-      // leader, so the append may have happened; the retry (same sequence) will tell.
-      return { stop: false, mayHaveApplied: f.code !== grpc.status.UNAVAILABLE || !/ECONNREFUSED|No connection established/.test(f.details), backoff: true };
+      // No dledger reason: a transport failure, a deadline, or a session that broke. The request
+      // may have reached the leader, so the append may have happened; the retry (same sequence)
+      // will tell.
+      return { stop: false, mayHaveApplied: f.outcomeUnknown || f.code !== grpc.status.UNAVAILABLE || !notConnectedPattern.test(f.details), backoff: true };
   }
 }
 

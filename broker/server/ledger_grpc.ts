@@ -5,12 +5,16 @@ import {
   schemas,
   type AppendRequest,
   type AppendResponse,
+  type AppendResult,
+  type AppendSessionRequest,
+  type AppendSessionResponse,
   type AppendStreamResponse,
+  type TaggedResult,
   type GetRequest,
   type ReadRequest,
   type TransferLeadershipRequest,
 } from "../api/ledger_messages.js";
-import { streamRequestsMax, type Answer, type LedgerService } from "./ledger_service.js";
+import { sessionAppendsInFlightMax, streamRequestsMax, type Answer, type LedgerService } from "./ledger_service.js";
 
 type Unary = grpc.ServerUnaryCall<Buffer, unknown>;
 type Done = grpc.sendUnaryData<unknown>;
@@ -40,6 +44,7 @@ export function addLedgerService(server: grpc.Server, svc: LedgerService, logger
     }),
     AppendStream: (call: grpc.ServerReadableStream<Buffer, AppendStreamResponse>, done: grpc.sendUnaryData<AppendStreamResponse>) =>
       appendStream(svc, log, call, done),
+    AppendSession: (call: grpc.ServerDuplexStream<Buffer, AppendSessionResponse>) => appendSession(svc, log, call),
     Get: guard("Get", (call, done) => {
       const req = svc.decode<GetRequest>(schemas.getRequest, call.request);
       reply(done, req.ok ? svc.get(req.value.index) : req);
@@ -97,6 +102,87 @@ function appendStream(
     finished = true;
     log.info({ why, requests: answers.length }, "append_stream_abandoned");
   };
+  call.on("cancelled", () => abandoned("cancelled"));
+  call.on("error", (err: Error) => abandoned(`error: ${err.message}`));
+}
+
+/**
+ * The pipelined append stream (ledger.proto, AppendSession). Each tagged append is proposed as it
+ * arrives and answered once with its id; the answers that settle in the same event-loop turn
+ * (typically a whole applied batch) leave as one message, so the per-message cost of grpc-js is
+ * paid per batch, not per append. A client that goes away only loses its answers: the
+ * proposals settle on their own (a retry with the same (clientId, sequence) finds them). When
+ * the replica stops, the session ends once its answers (all "stopped") are flushed.
+ */
+function appendSession(svc: LedgerService, log: Logger, call: grpc.ServerDuplexStream<Buffer, AppendSessionResponse>): void {
+  let open = true;
+  let halfClosed = false;
+  let inFlight = 0;
+  let outbox: TaggedResult[] = [];
+  let flushing: NodeJS.Immediate | null = null;
+  const finish = (how: () => void): void => {
+    if (!open) return;
+    open = false;
+    deregister?.();
+    if (flushing !== null) clearImmediate(flushing);
+    flushing = null;
+    how();
+  };
+  const flush = (): void => {
+    flushing = null;
+    if (!open) return;
+    if (outbox.length > 0) {
+      const results = outbox;
+      outbox = [];
+      call.write({ results });
+    }
+    if (inFlight === 0 && (halfClosed || stopping)) finish(() => call.end());
+  };
+  const answer = (id: number, result: AppendResult): void => {
+    if (!open) return;
+    outbox.push({ id, result });
+    flushing ??= setImmediate(flush);
+  };
+  let stopping = false;
+  const deregister = svc.openSession(() => {
+    stopping = true;
+    flushing ??= setImmediate(flush);
+  });
+  if (deregister === null) {
+    const f = svc.failure(grpc.status.RESOURCE_EXHAUSTED, "backpressure", "too many AppendSessions open on this replica, or it is stopping");
+    open = false;
+    call.emit("error", svc.toStatus(f));
+    return;
+  }
+  call.on("data", (bytes: Buffer) => {
+    if (!open) return;
+    const msg = svc.decode<AppendSessionRequest>(schemas.appendSessionRequest, bytes);
+    // Without a decodable message there are no ids to answer: the stream cannot go on.
+    if (!msg.ok) return finish(() => call.emit("error", svc.toStatus(msg.failure)));
+    for (const t of msg.value.appends) propose(t.id, t.request);
+  });
+  const propose = (id: number, request: AppendRequest | null): void => {
+    if (request === null) return answer(id, svc.toResult({ ok: false, failure: svc.failure(grpc.status.INVALID_ARGUMENT, "bad_request", `append ${id} has no request`) }));
+    if (inFlight >= sessionAppendsInFlightMax || stopping) {
+      const why = stopping ? "the replica is stopping" : `more than ${sessionAppendsInFlightMax} appends unanswered on this session`;
+      return answer(id, svc.toResult({ ok: false, failure: svc.failure(grpc.status.RESOURCE_EXHAUSTED, "backpressure", why) }));
+    }
+    inFlight++;
+    const settled = (a: Answer<AppendResponse>): void => {
+      inFlight--;
+      answer(id, svc.toResult(a));
+    };
+    svc.append(request).then(settled, (err: unknown) => {
+      log.error({ err: String(err), id }, "session_append_failed");
+      settled({ ok: false, failure: { ...svc.failure(grpc.status.INTERNAL, "malformed", `append failed: ${String(err)}`), outcomeUnknown: true } });
+    });
+  };
+  // The client sends no more; answer what is in flight, then end with OK.
+  call.on("end", () => {
+    halfClosed = true;
+    flushing ??= setImmediate(flush);
+  });
+  const abandoned = (why: string): void => finish(() => log.debug({ why, inFlight }, "append_session_abandoned"));
   call.on("cancelled", () => abandoned("cancelled"));
   call.on("error", (err: Error) => abandoned(`error: ${err.message}`));
 }

@@ -19,6 +19,7 @@ import {
 import { decodeMessage, ProtoDecodeError, type MessageSchema } from "../api/proto_wire.js";
 import { ApplyKind, clientIdBytesMax, decodeApplyResult, decodeClientEntry, encodeClientEntry, entryOverheadBytes } from "../ledger_entry.js";
 import type { LedgerStateMachine } from "../ledger_state_machine.js";
+import { leaderReadiness, proposalFailure } from "./replica_refusals.js";
 
 /** A refused or failed request: becomes a gRPC status with the trailers of ledger.proto. */
 export interface LedgerFailure {
@@ -38,7 +39,7 @@ export interface LedgerServiceDeps {
   readonly members: readonly ReplicaId[];
   /** Client addresses by member, for leader hints. */
   readonly clientAddresses: Readonly<Record<ReplicaId, string>>;
-  readonly replica: Pick<Replica, "propose" | "readBarrier" | "transferLeadership" | "status">;
+  readonly replica: Pick<Replica, "propose" | "readBarrier" | "transferLeadership" | "status"> & Partial<Pick<Replica, "onStopped">>;
   readonly stateMachine: LedgerStateMachine;
   readonly logStore: Pick<LogStore, "entries" | "firstIndex">;
   /** Largest encoded entry (header + body) an Append may carry; the Raft core's entryBytesMax. */
@@ -51,6 +52,10 @@ export interface LedgerServiceDeps {
 
 /** Requests one AppendStream call may carry; more are refused (RESOURCE_EXHAUSTED). */
 export const streamRequestsMax = 100_000;
+/** Appends one AppendSession may have unanswered at once; more are answered backpressure. */
+export const sessionAppendsInFlightMax = 16_384;
+/** AppendSessions open at once on one replica; more are refused (RESOURCE_EXHAUSTED). */
+export const sessionsOpenMax = 4096;
 /** How long TransferLeadership waits to see the new leader before answering "unknown". */
 const transferWaitMs = 3000;
 const transferPollMs = 10;
@@ -65,10 +70,29 @@ export class LedgerService {
   private readonly log: Logger;
   /** Proposals in flight by "clientId\0sequence": a retry attaches to the original (rule b). */
   private readonly pending = new Map<string, Promise<Answer<AppendResponse>>>();
+  /** Enders of the open AppendSessions, called when the replica stops. */
+  private readonly sessions = new Set<() => void>();
+  private stopped = false;
 
   constructor(deps: LedgerServiceDeps) {
     this.deps = deps;
     this.log = deps.logger.child({ component: "ledger_service" });
+    deps.replica.onStopped?.(() => {
+      this.stopped = true;
+      for (const end of [...this.sessions]) end();
+      this.sessions.clear();
+    });
+  }
+
+  /**
+   * Registers an open AppendSession: `end` is called when the replica stops (it then has no
+   * more answers to give, and a graceful server shutdown waits for open streams). Returns the
+   * deregistration, or null when no session may open (the replica stopped, or too many are open).
+   */
+  openSession(end: () => void): (() => void) | null {
+    if (this.stopped || this.sessions.size >= sessionsOpenMax) return null;
+    this.sessions.add(end);
+    return () => this.sessions.delete(end);
   }
 
   /** Appends a client entry; resolves when it is applied here or definitely/possibly failed. */
@@ -109,12 +133,7 @@ export class LedgerService {
 
   /** Rule (a): only a leader that has applied an entry of its own term takes Appends. */
   private leaderReadiness(): LedgerFailure | null {
-    const s = this.deps.replica.status();
-    if (s.role !== "leader") return this.failure(grpc.status.FAILED_PRECONDITION, "not_leader", `replica ${this.deps.id} is not the leader (role ${s.role})`);
-    if (this.deps.stateMachine.appliedTerm !== s.term) {
-      return this.failure(grpc.status.UNAVAILABLE, "leader_not_ready", `leader ${this.deps.id} has not applied its term-${s.term} no-op yet`);
-    }
-    return null;
+    return leaderReadiness(this.deps.id, this.deps.replica, this.deps.stateMachine.appliedTerm, this.failure.bind(this));
   }
 
   private expired(req: AppendRequest, floor: number): LedgerFailure {
@@ -142,27 +161,7 @@ export class LedgerService {
   }
 
   private proposalFailure(o: Extract<ProposalOutcome, { ok: false }>): LedgerFailure {
-    const f = (code: grpc.status, reason: ErrorReason, message: string, unknown = false): LedgerFailure => ({
-      ...this.failure(code, reason, message),
-      outcomeUnknown: unknown,
-      leaderId: o.leaderHint ?? this.deps.replica.status().leader,
-    });
-    switch (o.reason) {
-      case "not_leader":
-        return f(grpc.status.FAILED_PRECONDITION, "not_leader", `replica ${this.deps.id} is not the leader`);
-      case "transferring":
-        return f(grpc.status.UNAVAILABLE, "transferring", "leadership is being transferred; retry");
-      case "too_large":
-        return f(grpc.status.INVALID_ARGUMENT, "too_large", "entry exceeds the Raft core's entryBytesMax");
-      case "backpressure":
-        return f(grpc.status.RESOURCE_EXHAUSTED, "backpressure", "too many uncommitted bytes on the leader; retry later");
-      case "overwritten":
-        return f(grpc.status.ABORTED, "overwritten", "a new leader committed another entry at this index; it was not applied");
-      case "stopped":
-        return f(grpc.status.UNAVAILABLE, "stopped", "the replica stopped before the entry was applied", true);
-      case "unknown":
-        return f(grpc.status.UNAVAILABLE, "outcome_unknown", "a snapshot replaced the log around the entry", true);
-    }
+    return proposalFailure(this.deps.id, this.deps.replica, o, this.failure.bind(this));
   }
 
   /** A committed entry from this replica's log (any role). */
@@ -250,11 +249,13 @@ export class LedgerService {
     return { code: f.code, details: f.message, metadata: md };
   }
 
-  /** An AppendStream item's result. */
+  /** An AppendStream or AppendSession item's result (the leader hint as in toStatus). */
   toResult(a: Answer<AppendResponse>): AppendResult {
-    if (a.ok) return { code: grpc.status.OK, message: "", reason: "", outcomeUnknown: false, response: a.value };
+    if (a.ok) return { code: grpc.status.OK, message: "", reason: "", outcomeUnknown: false, response: a.value, leaderId: "", leaderAddress: "" };
     const f = a.failure;
-    return { code: f.code, message: f.message, reason: f.reason, outcomeUnknown: f.outcomeUnknown, response: null };
+    const leaderId = f.leaderId ?? "";
+    const leaderAddress = f.leaderId === null ? "" : (this.deps.clientAddresses[f.leaderId] ?? "");
+    return { code: f.code, message: f.message, reason: f.reason, outcomeUnknown: f.outcomeUnknown, response: null, leaderId, leaderAddress };
   }
 
   /** Decodes an untrusted request; a malformed one becomes INVALID_ARGUMENT. */

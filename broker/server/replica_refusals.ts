@@ -49,6 +49,8 @@ export function proposalFailure(id: ReplicaId, replica: Pick<Replica, "status">,
       return f(grpc.status.ABORTED, "overwritten", "a new leader committed another entry at this index; it was not applied");
     case "stopped":
       return f(grpc.status.UNAVAILABLE, "stopped", "the replica stopped before the entry was applied", true);
+    case "leader_changed":
+      return f(grpc.status.UNAVAILABLE, "leader_changed", `replica ${id} stopped being the leader before the entry was applied; it may still be`, true);
     case "unknown":
       return f(grpc.status.UNAVAILABLE, "outcome_unknown", "a snapshot replaced the log around the entry", true);
   }

@@ -8,6 +8,21 @@ const op = (process: number, type: string, timeMs: number): object => ({ process
 const nem = (type: string, f: string, value: unknown, timeMs: number): object => ({ process: "nemesis", type, f, value, time: timeMs * ms });
 
 describe("measureFailover", () => {
+  it("counts only oks of operations invoked after the fault: a late reply from the old leader is not recovery", () => {
+    const h = parseHistory(
+      lines(
+        op(0, "invoke", 0),
+        nem("info", "start", "isolate-leader", 10),
+        op(0, "ok", 11), // committed before the partition; its reply arrives just after
+        op(1, "invoke", 12),
+        op(1, "ok", 480), // the first operation invoked after the fault to succeed
+        nem("info", "stop", "isolate-leader", 900),
+      ),
+    );
+    const r = measureFailover(h);
+    expect(r.intervals.map((iv) => [iv.firstOkLine, iv.failoverNs === null ? null : iv.failoverNs / ms])).toEqual([[5, 470]]);
+  });
+
   it("measures from the fault being in place to the first ok after it", () => {
     const h = parseHistory(
       lines(

@@ -2,7 +2,7 @@ import type { History, Json, NemesisEvent } from "./history.js";
 
 /**
  * Failover time from a history: for each fault the nemesis injected, the time from the fault being
- * in place to the first `ok` any client got after it. With the leader isolated this is the time
+ * in place to the first `ok` of an operation invoked after it. With the leader isolated this is the time
  * the group took to notice (by timeouts alone: no connection closes), elect a new leader, and
  * serve a request through it, as a client sees it.
  *
@@ -58,14 +58,19 @@ interface Open {
 /** Measures every fault interval; `faults` keeps only the named faults (all when omitted). */
 export function measureFailover(history: History, faults?: readonly string[]): FailoverReport {
   const intervals: Open[] = [];
+  // An ok counts only for an operation invoked after the fault was in place: a request already
+  // answered by the old leader (its reply merely arriving late) says nothing about recovery.
+  const invokeLineOf = new Map<number, number>();
+  for (const op of history.operations) if (op.completeLine !== null) invokeLineOf.set(op.completeLine, op.invokeLine);
   for (const e of history.events) {
     if (e.kind === "nemesis") {
       onNemesis(e, intervals);
       continue;
     }
     if (e.type !== "ok") continue;
+    const invokeLine = invokeLineOf.get(e.line) ?? e.line;
     for (const iv of intervals) {
-      if (iv.firstOkLine !== null) continue;
+      if (iv.firstOkLine !== null || invokeLine < iv.startLine) continue;
       iv.firstOkLine = e.line;
       iv.firstOkNs = e.timeNs;
     }

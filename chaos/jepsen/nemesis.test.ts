@@ -103,10 +103,21 @@ describe("nemesis on a process-only cluster", () => {
     const recorder = new NotesRecorder();
     // Committed entries in several writes (sequential appends), so one lies outside the last write.
     const client = new LedgerClient({ endpoints: cluster.nodes.map((n) => n.clientAddress), attemptTimeoutMs: 2000 });
+    let last = 0;
     try {
-      for (let i = 0; i < 40; i++) expect((await client.append(new TextEncoder().encode(`entry ${i}`))).ok).toBe(true);
+      for (let i = 0; i < 40; i++) {
+        const r = await client.append(new TextEncoder().encode(`entry ${i}`));
+        expect(r.ok).toBe(true);
+        if (r.ok) last = r.index;
+      }
     } finally {
       client.close();
+    }
+    // Let a replica restarted by the previous test catch up (bounded), so every one qualifies.
+    for (let t = 0; t < 200; t++) {
+      const known = await Promise.all(cluster.nodes.map((n) => cluster.commitIndex(n.id, 500)));
+      if (known.every((k) => k !== null && k >= last)) break;
+      await new Promise((r) => setTimeout(r, 50));
     }
     const nemesis = createNemesis({ cluster, recorder, seed: 9, only: "corrupt", faultsMax: 1, timing: { quietMs: [10, 20], faultMs: [100, 200] } });
     await nemesis.run(new AbortController().signal);

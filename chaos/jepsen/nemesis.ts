@@ -7,6 +7,7 @@
  * is written once the fault is in place, the stop note once it is lifted. Before run() returns,
  * everything is healed: the final reads see a whole cluster.
  */
+import { CorruptionUnavailableError } from "./corruption.js";
 import { Prng } from "../../raft/base/prng.js";
 import type { Json } from "../checkers/history.js";
 import type { ChaosCluster, Corruption, HistoryRecorder, NemesisFamily, NodeId } from "./contracts.js";
@@ -319,16 +320,33 @@ export class Nemesis {
    */
   async #corrupt(): Promise<ActiveFault> {
     const c = this.#opts.cluster;
-    const id = this.#targets.pick(this.#running());
-    const knownCommit = (await c.commitIndex(id, 1000)) ?? 0;
-    await c.kill(id);
-    let corruption: Corruption;
-    try {
-      corruption = await c.corrupt(id, (n) => this.#targets.int(0, n), knownCommit);
-    } catch (e) {
-      await c.restart(id);
-      throw e;
+    // A replica that just restarted may hold no committed entry outside its last write yet:
+    // try the running replicas in a seeded order until one has an entry to damage.
+    const order = [...this.#running()];
+    for (let i = order.length - 1; i > 0; i--) {
+      const j = this.#targets.int(0, i + 1);
+      [order[i], order[j]] = [order[j] as NodeId, order[i] as NodeId];
     }
+    const unavailable: string[] = [];
+    let found: { id: NodeId; corruption: Corruption } | null = null;
+    for (const candidate of order) {
+      const knownCommit = await c.commitIndex(candidate, 1000);
+      if (knownCommit === null) {
+        unavailable.push(`${candidate}: no answer to Metadata`);
+        continue;
+      }
+      await c.kill(candidate);
+      try {
+        found = { id: candidate, corruption: await c.corrupt(candidate, (n) => this.#targets.int(0, n), knownCommit) };
+        break;
+      } catch (e) {
+        await c.restart(candidate);
+        if (!(e instanceof CorruptionUnavailableError)) throw e;
+        unavailable.push(e.message);
+      }
+    }
+    if (found === null) throw new CorruptionUnavailableError(`no running replica had a committed entry to damage: ${unavailable.join("; ")}`);
+    const { id, corruption } = found;
     let refusal: string;
     try {
       await c.restart(id);

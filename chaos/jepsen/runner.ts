@@ -259,7 +259,11 @@ async function runPhases(
     // Fault phase: until the time limit, an interrupt, or the workload ending early (a bug).
     // With --faults N the phase also ends once the nemesis has injected and healed its N faults.
     const nemesisFinished = o.faultsMax === undefined ? new Promise<never>(() => {}) : nemesisDone;
-    await Promise.race([sleep(o.timeLimitMs), new Promise<void>((r) => (wake = r)), workloadDone, nemesisFinished]);
+    // The time-limit timer is cleared when another branch wins: a pending timer would keep the
+    // process alive for the rest of the time limit after the run has finished.
+    let limitTimer: NodeJS.Timeout | undefined;
+    const limit = new Promise<void>((r) => (limitTimer = setTimeout(r, o.timeLimitMs)));
+    await Promise.race([limit, new Promise<void>((r) => (wake = r)), workloadDone, nemesisFinished]).finally(() => clearTimeout(limitTimer));
     if (interrupted !== null) incidents.push(interrupted);
     const faultPhaseNs = recorder.nowNs();
     phase = "healing";

@@ -27,6 +27,16 @@ export interface Transport {
   onPeerDown(handler: (peer: ReplicaId) => void): void;
 }
 
+/**
+ * An optional extension of DurableLogStore (storage's CommitLog has it): `sync()` with the
+ * fdatasync off the event loop. `done` runs exactly once, possibly before the call returns, with
+ * null once every write before the call is durable, or with the (fatal) error. No write may be
+ * issued to the store until `done` has run.
+ */
+export interface AsyncSyncLogStore {
+  syncAsync?(done: (err: unknown) => void): void;
+}
+
 export type ProposalOutcome =
   | { readonly ok: true; readonly index: number; readonly term: number; readonly result: Uint8Array }
   | {
@@ -34,10 +44,12 @@ export type ProposalOutcome =
       /**
        * not_leader / transferring / too_large / backpressure: refused before it was proposed, so
        * it definitely did not happen. overwritten: a different entry was committed at its index,
-       * so it definitely did not happen. stopped: the replica stopped first; unknown: a snapshot
-       * replaced the log around it. After stopped or unknown the outcome is not known.
+       * so it definitely did not happen. stopped: the replica stopped first; leader_changed: this
+       * replica stopped being the leader first (the entry may still commit under the next one);
+       * unknown: a snapshot replaced the log around it. After stopped, leader_changed or unknown
+       * the outcome is not known.
        */
-      readonly reason: "not_leader" | "transferring" | "too_large" | "backpressure" | "overwritten" | "stopped" | "unknown";
+      readonly reason: "not_leader" | "transferring" | "too_large" | "backpressure" | "overwritten" | "stopped" | "leader_changed" | "unknown";
       readonly leaderHint: ReplicaId | null;
     };
 

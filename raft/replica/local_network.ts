@@ -51,6 +51,7 @@ export class LocalNetwork {
   private readonly handlers = new Map<ReplicaId, (rpcs: readonly Rpc[]) => void>();
   private readonly downHandlers = new Map<ReplicaId, (peer: ReplicaId) => void>();
   private readonly down = new Set<ReplicaId>();
+  private readonly isolated = new Set<ReplicaId>();
   /** RPCs delivered, by type, for assertions. */
   readonly deliveredByType = new Map<string, number>();
 
@@ -82,9 +83,18 @@ export class LocalNetwork {
     this.down.delete(id);
   }
 
+  /** Drops everything to and from `id` without closing any connection (a silent partition). */
+  isolate(id: ReplicaId): void {
+    this.isolated.add(id);
+  }
+
+  heal(id: ReplicaId): void {
+    this.isolated.delete(id);
+  }
+
   private deliver(rpcs: readonly Rpc[]): void {
     for (const rpc of rpcs) {
-      if (this.down.has(rpc.to) || this.down.has(rpc.from)) continue;
+      if (this.down.has(rpc.to) || this.down.has(rpc.from) || this.isolated.has(rpc.to) || this.isolated.has(rpc.from)) continue;
       const h = this.handlers.get(rpc.to);
       assert(h !== undefined, `no replica ${rpc.to} on the network`);
       this.deliveredByType.set(rpc.type, (this.deliveredByType.get(rpc.type) ?? 0) + 1);

@@ -3,6 +3,7 @@ import { Prng } from "../base/prng.js";
 import { MemoryLogStore } from "../core/memory_log_store.js";
 import type { Entry, Rpc, Snapshot } from "../core/types.js";
 import type { ProposalOutcome, StateMachine } from "./contracts.js";
+import type { Clock } from "../base/clock.js";
 import { LocalNetwork, ManualClock } from "./local_network.js";
 import { Replica } from "./replica.js";
 
@@ -24,17 +25,49 @@ class ListMachine implements StateMachine {
   }
 }
 
-function group(n = 3, everyEntries = 1000, electionTicks = 10) {
+/**
+ * A MemoryLogStore whose syncAsync completes later, on a 0 ms timer of the test clock, or when
+ * the test releases it (while `held`): the seam the CommitLog's thread-pool fdatasync fills.
+ */
+class AsyncSyncStore extends MemoryLogStore {
+  held = false;
+  /** Hold every sync whose batch reaches this index (null: only `held` decides). */
+  holdFromIndex: number | null = null;
+  private readonly waiting: (() => void)[] = [];
+  constructor(
+    private readonly clock: Clock,
+    members: readonly string[],
+  ) {
+    super({ members });
+  }
+  syncAsync(done: (err: unknown) => void): void {
+    const finish = (): void => {
+      this.sync();
+      done(null);
+    };
+    if (this.held || (this.holdFromIndex !== null && this.lastIndex() >= this.holdFromIndex)) this.waiting.push(finish);
+    else this.clock.setTimer(0, finish);
+  }
+  get pendingSyncs(): number {
+    return this.waiting.length;
+  }
+  release(): void {
+    this.held = false;
+    for (const f of this.waiting.splice(0)) f();
+  }
+}
+
+function group(n = 3, everyEntries = 1000, electionTicks = 10, asyncSync = false) {
   const clock = new ManualClock();
   const net = new LocalNetwork(clock);
   const ids = Array.from({ length: n }, (_, i) => `n${i + 1}`);
   const prng = new Prng(42);
   const machines = new Map<string, ListMachine>();
-  const stores = new Map<string, MemoryLogStore>();
+  const stores = new Map<string, AsyncSyncStore | MemoryLogStore>();
   const replicas = new Map<string, Replica>();
   for (const id of ids) {
     const sm = new ListMachine();
-    const store = new MemoryLogStore({ members: ids });
+    const store = asyncSync ? new AsyncSyncStore(clock, ids) : new MemoryLogStore({ members: ids });
     machines.set(id, sm);
     stores.set(id, store);
     const r = new Replica({
@@ -129,6 +162,24 @@ describe("Replica driver", () => {
     expect(g.machines.get(elected!.id)?.items).toEqual(["before", "after"]);
   });
 
+  it("a leader cut off without any connection closing answers its pending proposals when it steps down", async () => {
+    const g = group();
+    g.clock.advance(500);
+    const old = g.leader()!;
+    g.net.isolate(old.id);
+    let outcome: ProposalOutcome | null = null;
+    void old.propose(enc("stranded")).then((o) => (outcome = o));
+    // Check-quorum steps the isolated leader down within two election timeouts (10 ticks × 10 ms).
+    for (let t = 0; t < 400 && outcome === null; t += 5) {
+      g.clock.advance(5);
+      await Promise.resolve();
+    }
+    expect(old.status().role).not.toBe("leader");
+    // Not "failed": the entry may still be committed by a later leader, so the outcome is unknown.
+    expect(outcome).toMatchObject({ ok: false, reason: "leader_changed" });
+    g.net.heal(old.id);
+  });
+
   it("readBarrier resolves at an index covering every write acknowledged before it", async () => {
     const g = group();
     g.clock.advance(500);
@@ -163,5 +214,99 @@ describe("Replica driver", () => {
     g.clock.advance(20);
     expect(follower.counters.rpcsRefused).toBe(1);
     expect((await g.settle(leader.propose(enc("still-fine")))).ok).toBe(true);
+  });
+
+  it("with an off-loop fsync, the leader's appends reach the followers before its own fsync completes", async () => {
+    const g = group(3, 1000, 10, true);
+    g.clock.advance(500);
+    const leader = g.leader()!;
+    const store = g.stores.get(leader.id) as AsyncSyncStore;
+    const followers = g.ids.filter((id) => id !== leader.id);
+    const base = store.lastIndex();
+    store.held = true;
+    let answered = false;
+    const x = leader.propose(enc("x"));
+    void x.then(() => (answered = true));
+    g.clock.advance(50);
+    // The leader's fsync is still running, yet both followers already wrote the entry.
+    expect(store.pendingSyncs).toBe(1);
+    for (const id of followers) expect(g.stores.get(id)!.lastIndex()).toBe(base + 1);
+    expect(answered).toBe(false);
+    // A proposal made meanwhile waits for the fsync (the core takes no input during a Ready).
+    const y = leader.propose(enc("y"));
+    g.clock.advance(50);
+    expect(store.lastIndex()).toBe(base + 1);
+    store.release();
+    const outs = await g.settle(Promise.all([x, y]));
+    expect(outs.map((o) => o.ok && o.index)).toEqual([base + 1, base + 2]);
+    g.clock.advance(100);
+    for (const id of g.ids) expect(g.machines.get(id)?.items).toEqual(["x", "y"]);
+  });
+
+  it("with an off-loop fsync, a follower acknowledges an entry only after its fsync completes", async () => {
+    const g = group(3, 1000, 10, true);
+    g.clock.advance(500);
+    const leader = g.leader()!;
+    const [slow, fast] = g.ids.filter((id) => id !== leader.id) as [string, string];
+    const slowStore = g.stores.get(slow) as AsyncSyncStore;
+    slowStore.held = true;
+    const out = (await g.settle(leader.propose(enc("a")))) as Extract<ProposalOutcome, { ok: true }>;
+    // Committed with the fast follower; the slow one holds the entry, unsynced and unacknowledged.
+    expect(out.ok).toBe(true);
+    g.clock.advance(100);
+    expect(slowStore.lastIndex()).toBe(out.index);
+    expect(slowStore.unsyncedWrites()).toBeGreaterThan(0);
+    expect(leader.status().matches[fast]).toBe(out.index);
+    expect(leader.status().matches[slow]).toBeLessThan(out.index);
+    slowStore.release();
+    g.clock.advance(100);
+    expect(leader.status().matches[slow]).toBe(out.index);
+  });
+
+  it("with an off-loop fsync, stop() answers the calls deferred during the fsync", async () => {
+    const g = group(3, 1000, 10, true);
+    g.clock.advance(500);
+    const leader = g.leader()!;
+    const store = g.stores.get(leader.id) as AsyncSyncStore;
+    store.held = true;
+    const first = leader.propose(enc("first"));
+    g.clock.advance(5);
+    const deferred = [leader.propose(enc("second")), leader.readBarrier()];
+    leader.stop();
+    expect(await Promise.all([first, ...deferred])).toEqual([
+      { ok: false, reason: "stopped", leaderHint: null },
+      { ok: false, reason: "stopped", leaderHint: null },
+      { ok: false, reason: "stopped", leaderHint: null },
+    ]);
+    // The fsync completing after the stop touches nothing.
+    store.release();
+    g.clock.advance(50);
+  });
+
+  it("with an off-loop fsync, entries committed earlier are answered without waiting for the next batch's fsync", async () => {
+    const g = group(3, 1000, 10, true);
+    g.clock.advance(500);
+    const leader = g.leader()!;
+    const store = g.stores.get(leader.id) as AsyncSyncStore;
+    const base = store.lastIndex();
+    // b's local fsync is held while the followers write and acknowledge it; c arrives meanwhile.
+    store.held = true;
+    let bDone = false;
+    const b = leader.propose(enc("b"));
+    void b.then(() => (bDone = true));
+    g.clock.advance(20);
+    const c = leader.propose(enc("c"));
+    // Hold the next fsync (it carries c, beside the commit of b), and release b's.
+    store.holdFromIndex = base + 2;
+    store.release();
+    g.clock.advance(20);
+    await Promise.resolve();
+    expect(store.pendingSyncs).toBe(1);
+    expect(bDone).toBe(true);
+    expect(g.machines.get(leader.id)?.items).toEqual(["b"]);
+    store.holdFromIndex = null;
+    store.release();
+    const outs = await g.settle(Promise.all([b, c]));
+    expect(outs.map((o) => o.ok && o.index)).toEqual([base + 1, base + 2]);
   });
 });

@@ -1,4 +1,4 @@
-import { assert } from "../base/assert.js";
+import { assert, unreachable } from "../base/assert.js";
 import type { Clock } from "../base/clock.js";
 import type { Logger } from "../base/logger.js";
 import { silentLogger } from "../base/logger.js";
@@ -6,7 +6,7 @@ import type { Prng } from "../base/prng.js";
 import type { RaftConfigInput } from "../core/config.js";
 import { RaftCore, type RaftStatus } from "../core/raft.js";
 import type { DurableLogStore, Ready, ReplicaId, Rpc, SoftState } from "../core/types.js";
-import type { ProposalOutcome, ReadOutcome, SnapshotPolicy, StateMachine, Transport } from "./contracts.js";
+import type { AsyncSyncLogStore, ProposalOutcome, ReadOutcome, SnapshotPolicy, StateMachine, Transport } from "./contracts.js";
 
 /** Observers for metrics; every hook is optional and must not throw. */
 export interface ReplicaHooks {
@@ -19,7 +19,8 @@ export interface ReplicaOptions {
   readonly config: RaftConfigInput;
   readonly clock: Clock;
   readonly transport: Transport;
-  readonly logStore: DurableLogStore;
+  /** With `syncAsync`, the fsync of each Ready runs off the event loop (see handleReady). */
+  readonly logStore: DurableLogStore & AsyncSyncLogStore;
   readonly stateMachine: StateMachine;
   readonly prng: Prng;
   readonly logger?: Logger;
@@ -29,6 +30,11 @@ export interface ReplicaOptions {
   /** Inbound RPCs held between loop turns; more are dropped (Raft tolerates loss). */
   readonly inboxRpcsMax?: number;
   readonly hooks?: ReplicaHooks;
+  /**
+   * Client calls held while a Ready waits for its fsync (the core takes no input then); more
+   * are refused with backpressure. Default 65 536.
+   */
+  readonly deferredCallsMax?: number;
 }
 
 interface PendingProposal {
@@ -43,6 +49,13 @@ interface PendingRead {
 
 /** Ready batches carried out per loop turn before yielding to I/O (bounded work per turn). */
 const readiesPerTurnMax = 64;
+
+/** A client call that arrived while a Ready was waiting for its fsync; replayed into the core after. */
+type DeferredCall =
+  | { readonly kind: "propose"; readonly data: Uint8Array; readonly resolve: (o: ProposalOutcome) => void }
+  | { readonly kind: "read"; readonly resolve: (o: ReadOutcome) => void }
+  | { readonly kind: "transfer"; readonly to: ReplicaId }
+  | { readonly kind: "peer_down"; readonly peer: ReplicaId };
 
 /**
  * The driver of one replica (DESIGN.md §4): one loop that drains inbound RPCs into the core,
@@ -61,11 +74,21 @@ export class Replica {
   private scheduled = false;
   private stopped = false;
   private cancelTick: (() => void) | null = null;
+  private readonly stopListeners: (() => void)[] = [];
   private readonly proposals = new Map<number, PendingProposal>();
   private readonly readsByCtx = new Map<number, (o: ReadOutcome) => void>();
   private readonly readsWaitingApply: PendingRead[] = [];
+  /** Calls that reached the replica between ready() and advance() (the core refuses input then). */
+  private deferred: DeferredCall[] = [];
+  private readonly deferredMax: number;
+  /** The Ready whose fsync runs off the event loop, or null. */
+  private syncing: Ready | null = null;
   private readCtx = 0;
   private applied: number;
+  /** The highest log index covered by a completed fsync (the store's durable end). */
+  private durableIndex: number;
+  /** Committed entries of the Ready in flight already applied before its fsync completed. */
+  private appliedEarly = 0;
   private lastSnapshotIndex: number;
   private softState: SoftState;
   /** Counters for metrics and tests. */
@@ -76,12 +99,14 @@ export class Replica {
     this.id = opts.config.id;
     this.logger = (opts.logger ?? silentLogger).child({ replica: this.id });
     this.inboxMax = opts.inboxRpcsMax ?? 65_536;
+    this.deferredMax = opts.deferredCallsMax ?? 65_536;
     assert(opts.tickMs > 0, `tickMs must be > 0, got ${opts.tickMs}`);
     assert(opts.snapshots.everyEntries > 0, "snapshots.everyEntries must be > 0");
     const snap = opts.logStore.snapshot();
     if (snap !== null) opts.stateMachine.restore(snap);
     this.applied = snap?.meta.index ?? 0;
     this.lastSnapshotIndex = this.applied;
+    this.durableIndex = opts.logStore.lastIndex();
     this.core = new RaftCore({ config: opts.config, logStore: opts.logStore, prng: opts.prng, logger: this.logger });
     this.softState = this.core.softState();
     opts.transport.onReceive((rpcs) => this.receive(rpcs));
@@ -102,37 +127,108 @@ export class Replica {
     for (const p of this.proposals.values()) p.resolve({ ok: false, reason: "stopped", leaderHint: null });
     for (const r of this.readsByCtx.values()) r({ ok: false, reason: "stopped", leaderHint: null });
     for (const r of this.readsWaitingApply) r.resolve({ ok: false, reason: "stopped", leaderHint: null });
+    for (const d of this.deferred) if (d.kind === "propose" || d.kind === "read") d.resolve({ ok: false, reason: "stopped", leaderHint: null });
+    this.deferred = [];
     this.proposals.clear();
     this.readsByCtx.clear();
     this.readsWaitingApply.length = 0;
     this.logger.info({}, "replica_stopped");
+    for (const fn of this.stopListeners.splice(0)) fn();
+  }
+
+  /**
+   * Runs `fn` once when the replica stops (at once if it has stopped), after every waiting
+   * client was answered: servers use it to end long-lived client streams promptly.
+   */
+  onStopped(fn: () => void): void {
+    if (this.stopped) fn();
+    else this.stopListeners.push(fn);
   }
 
   /** Proposes `data`; resolves once it is applied here (committed), or definitely failed. */
   propose(data: Uint8Array): Promise<ProposalOutcome> {
     if (this.stopped) return Promise.resolve({ ok: false, reason: "stopped", leaderHint: null });
-    const r = this.core.propose(data);
-    if (!r.ok) {
-      return Promise.resolve({ ok: false, reason: r.reason, leaderHint: r.leaderHint });
+    if (this.syncing !== null) {
+      return new Promise((resolve) => this.defer({ kind: "propose", data, resolve }, () => resolve(this.deferredFull())));
     }
+    return new Promise((resolve) => this.proposeNow(data, resolve));
+  }
+
+  private proposeNow(data: Uint8Array, resolve: (o: ProposalOutcome) => void): void {
+    const r = this.core.propose(data);
+    if (!r.ok) return resolve({ ok: false, reason: r.reason, leaderHint: r.leaderHint });
+    this.proposals.set(r.index, { term: r.term, resolve });
     this.schedule();
-    return new Promise((resolve) => this.proposals.set(r.index, { term: r.term, resolve }));
   }
 
   /** A linearizable read barrier: resolves when this replica has applied everything committed before the call. */
   readBarrier(): Promise<ReadOutcome> {
     if (this.stopped) return Promise.resolve({ ok: false, reason: "stopped", leaderHint: null });
-    const ctx = ++this.readCtx;
-    const r = this.core.readIndex(ctx);
-    if (!r.ok) return Promise.resolve({ ok: false, reason: r.reason, leaderHint: r.leaderHint });
-    this.schedule();
-    return new Promise((resolve) => this.readsByCtx.set(ctx, resolve));
+    if (this.syncing !== null) {
+      return new Promise((resolve) => this.defer({ kind: "read", resolve }, () => resolve(this.deferredFull())));
+    }
+    return new Promise((resolve) => this.readNow(resolve));
   }
 
-  transferLeadership(to: ReplicaId): ReturnType<RaftCore["transferLeadership"]> {
-    const r = this.core.transferLeadership(to);
+  private readNow(resolve: (o: ReadOutcome) => void): void {
+    const ctx = ++this.readCtx;
+    const r = this.core.readIndex(ctx);
+    if (!r.ok) return resolve({ ok: false, reason: r.reason, leaderHint: r.leaderHint });
+    this.readsByCtx.set(ctx, resolve);
     this.schedule();
-    return r;
+  }
+
+  /**
+   * Starts a leadership transfer. While a Ready waits for its fsync the core takes no input, so
+   * the answer is decided from the status (the same checks the core makes; nothing changes the
+   * role before the deferred call is replayed, first thing after the fsync) and the call follows.
+   */
+  transferLeadership(to: ReplicaId): ReturnType<RaftCore["transferLeadership"]> {
+    if (this.syncing === null) {
+      const r = this.core.transferLeadership(to);
+      this.schedule();
+      return r;
+    }
+    const s = this.core.status();
+    if (s.role !== "leader") return { ok: false, reason: "not_leader", leaderHint: s.leader };
+    if (to !== this.id && s.matches[to] === undefined) return { ok: false, reason: "unknown_peer", leaderHint: this.id };
+    this.defer({ kind: "transfer", to }, () => this.logger.warn({ to }, "transfer_dropped_deferred_full"));
+    return { ok: true };
+  }
+
+  private defer(call: DeferredCall, full: () => void): void {
+    if (this.deferred.length >= this.deferredMax) return full();
+    this.deferred.push(call);
+  }
+
+  private deferredFull(): { ok: false; reason: "backpressure"; leaderHint: ReplicaId | null } {
+    return { ok: false, reason: "backpressure", leaderHint: this.softState.leader };
+  }
+
+  /** Replays the calls that arrived during the last fsync, in arrival order. */
+  private replayDeferred(): void {
+    const calls = this.deferred;
+    this.deferred = [];
+    for (const d of calls) {
+      switch (d.kind) {
+        case "propose":
+          this.proposeNow(d.data, d.resolve);
+          break;
+        case "read":
+          this.readNow(d.resolve);
+          break;
+        case "transfer": {
+          const r = this.core.transferLeadership(d.to);
+          if (!r.ok) this.logger.warn({ to: d.to, reason: r.reason }, "deferred_transfer_refused");
+          break;
+        }
+        case "peer_down":
+          this.core.reportUnreachable(d.peer);
+          break;
+        default:
+          unreachable(d);
+      }
+    }
   }
 
   status(): RaftStatus {
@@ -164,6 +260,7 @@ export class Replica {
 
   private peerDown(peer: ReplicaId): void {
     if (this.stopped) return;
+    if (this.syncing !== null) return this.defer({ kind: "peer_down", peer }, () => {});
     this.core.reportUnreachable(peer);
     this.schedule();
   }
@@ -174,10 +271,14 @@ export class Replica {
     this.opts.clock.setTimer(0, () => this.turn());
   }
 
-  /** One loop turn: inputs into the core, then Ready batches until it is quiet (bounded). */
+  /**
+   * One loop turn: inputs into the core, then Ready batches until it is quiet (bounded), or
+   * until a Ready waits for its fsync: the fsync's completion finishes it and runs the next turn.
+   */
   private turn(): void {
     this.scheduled = false;
-    if (this.stopped) return;
+    if (this.stopped || this.syncing !== null) return;
+    this.replayDeferred();
     const ticks = Math.min(this.pendingTicks, 10);
     this.pendingTicks = 0;
     for (let i = 0; i < ticks; i++) this.core.tick();
@@ -187,7 +288,9 @@ export class Replica {
       const r = this.core.step(rpc);
       if (!r.ok) this.refused(rpc, r.detail);
     }
-    for (let n = 0; n < readiesPerTurnMax && this.core.hasReady(); n++) this.handleReady(this.core.ready());
+    for (let n = 0; n < readiesPerTurnMax && !this.stopped && this.core.hasReady(); n++) {
+      if (!this.handleReady(this.core.ready())) return;
+    }
     if (this.core.hasReady() || this.inbox.length > 0) this.schedule();
   }
 
@@ -197,33 +300,100 @@ export class Replica {
     this.opts.hooks?.onRefusedRpc?.(rpc, detail);
   }
 
-  private handleReady(rd: Ready): void {
+  /**
+   * Carries out one Ready (the order of the contract on `Ready`). Returns false when its fsync
+   * runs off the event loop: the Ready then stays open (no input reaches the core) until the
+   * fsync completes, while the event loop flushes `messages` to the followers, so the leader's
+   * disk write overlaps replication (DESIGN.md §4), and takes new requests, which are deferred
+   * and proposed together after it (group commit).
+   */
+  private handleReady(rd: Ready): boolean {
     this.counters.readies++;
     this.observeSoftState(rd.softState);
     // The leader's appends leave before its own fsync: replication overlaps the local write.
     if (rd.messages.length > 0) this.opts.transport.send(rd.messages);
+    const store = this.opts.logStore;
+    if (rd.snapshot === null && rd.entries.length > 0 && store.syncAsync !== undefined) {
+      this.writeBuffered(rd);
+      const t0 = this.opts.clock.nowMs();
+      this.syncing = rd;
+      // A store may finish at once (nothing to flush off-thread): then this turn goes on.
+      let returned = false;
+      let doneAtOnce = false;
+      store.syncAsync((err) => {
+        doneAtOnce = !returned;
+        this.synced(rd, t0, err, returned);
+      });
+      returned = true;
+      if (!doneAtOnce) this.applyEarly(rd);
+      return doneAtOnce;
+    }
     this.persist(rd);
+    this.afterSync(rd);
+    return true;
+  }
+
+  private synced(rd: Ready, t0: number, err: unknown, continueLoop: boolean): void {
+    assert(this.syncing === rd, "fsync completion for a Ready that is not in flight");
+    this.syncing = null;
+    // A failed fsync is fatal and never retried (DESIGN.md §3): crash, recovery decides.
+    if (err !== null) throw err;
+    if (this.stopped) return;
+    this.counters.fsyncs++;
+    this.durableIndex = this.opts.logStore.lastIndex();
+    this.opts.hooks?.onFsync?.(this.opts.clock.nowMs() - t0, rd.entries.length);
+    this.afterSync(rd);
+    if (continueLoop) this.turn();
+  }
+
+  /**
+   * While this Ready's fsync runs, applies (and answers) its committed entries that an earlier
+   * fsync already covers: they wait for nothing this Ready writes. Under load a commit Ready
+   * usually also carries the next batch; without this, every answer would wait one extra fsync.
+   * Committed entries are never truncated, so those below this Ready's first entry stay as they are.
+   */
+  private applyEarly(rd: Ready): void {
+    const first = rd.entries[0];
+    const bound = Math.min(this.durableIndex, first === undefined ? this.durableIndex : first.index - 1);
+    let n = 0;
+    for (; n < rd.committedEntries.length; n++) {
+      const e = rd.committedEntries[n] as Ready["committedEntries"][number];
+      if (e.index > bound) break;
+      this.applyEntry(e);
+    }
+    this.appliedEarly = n;
+  }
+
+  /** Steps 3–6 of the Ready contract, once its writes are durable. */
+  private afterSync(rd: Ready): void {
     // Vote grants and acks vouch for what was just made durable.
     if (rd.messagesAfterSync.length > 0) this.opts.transport.send(rd.messagesAfterSync);
     if (rd.snapshot !== null) this.restoreSnapshot(rd);
-    for (const e of rd.committedEntries) this.applyEntry(e);
+    for (let i = this.appliedEarly; i < rd.committedEntries.length; i++) this.applyEntry(rd.committedEntries[i] as Ready["committedEntries"][number]);
+    this.appliedEarly = 0;
     for (const rs of rd.readStates) this.readState(rs);
     this.core.advance();
     this.releaseReads();
     this.maybeSnapshot();
   }
 
+  private writeBuffered(rd: Ready): void {
+    const store = this.opts.logStore;
+    if (rd.snapshot !== null) store.installSnapshot(rd.snapshot);
+    if (rd.entries.length > 0) store.append(rd.entries);
+    if (rd.hardState !== null) store.setHardState(rd.hardState);
+  }
+
   private persist(rd: Ready): void {
     const store = this.opts.logStore;
     const wrote = rd.snapshot !== null || rd.entries.length > 0 || rd.hardState !== null;
     if (!wrote) return;
-    if (rd.snapshot !== null) store.installSnapshot(rd.snapshot);
-    if (rd.entries.length > 0) store.append(rd.entries);
-    if (rd.hardState !== null) store.setHardState(rd.hardState);
+    this.writeBuffered(rd);
     const t0 = this.opts.clock.nowMs();
     // A failed fsync throws out of here and stops the process: it is never retried (DESIGN §3).
     store.sync();
     this.counters.fsyncs++;
+    this.durableIndex = store.lastIndex();
     this.opts.hooks?.onFsync?.(this.opts.clock.nowMs() - t0, rd.entries.length);
   }
 
@@ -291,8 +461,14 @@ export class Replica {
     if (prev.role === s.role && prev.leader === s.leader && prev.term === s.term) return;
     this.softState = s;
     this.logger.info({ role: s.role, leader: s.leader, term: s.term, was: prev.role }, "role_changed");
-    // Outstanding proposals stay pending across a change of leader: they may still commit under
-    // the next one, and are settled when their index is applied (same term: ok; else overwritten).
+    // A leader that steps down answers its outstanding proposals at once, outcome unknown (they
+    // may still commit under the next leader): an isolated leader's clients then look for the new
+    // leader after the check-quorum step-down instead of waiting out their own timeouts, and a
+    // retry with the same (clientId, sequence) is applied once. As etcd's "leader changed".
+    if (prev.role === "leader" && s.role !== "leader") {
+      for (const p of this.proposals.values()) p.resolve({ ok: false, reason: "leader_changed", leaderHint: s.leader });
+      this.proposals.clear();
+    }
     this.opts.hooks?.onSoftState?.(s, prev);
   }
 }
