@@ -4,6 +4,7 @@ import type { Logger } from "../../raft/base/logger.js";
 import { silentLogger } from "../../raft/base/logger.js";
 import { kvService, type KvCasRequest, type KvCasResponse, type KvGetResponse, type KvPutRequest, type KvPutResponse } from "../api/kv_messages.js";
 import { errorKeys } from "../api/ledger_messages.js";
+import { retryBackoffMs } from "./ledger_client.js";
 
 export interface KvClientOptions {
   /** "host:port" client addresses of some or all replicas. */
@@ -77,8 +78,6 @@ export interface KvOnceOptions {
 
 /** Refusals after which the same request may succeed elsewhere or later; nothing was applied. */
 const retryableRefusals: ReadonlySet<string> = new Set(["not_leader", "leader_not_ready", "transferring", "backpressure", "overwritten"]);
-const backoffBaseMs = 20;
-const backoffMaxMs = 400;
 
 /**
  * A client of dledger.v1.Kv (broker/api/kv.proto), in two forms:
@@ -276,6 +275,5 @@ function bytesOf(v: Uint8Array | string): Uint8Array {
 }
 
 function backoff(attempt: number): Promise<void> {
-  const ms = Math.min(backoffMaxMs, backoffBaseMs * 2 ** attempt) * (0.5 + Math.random() / 2);
-  return new Promise((resolve) => setTimeout(resolve, ms));
+  return new Promise((resolve) => setTimeout(resolve, retryBackoffMs(attempt)));
 }

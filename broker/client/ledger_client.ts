@@ -81,6 +81,11 @@ type Next = { readonly stop: true; readonly outcome: "failed" | "unknown" } | { 
 const backoffBaseMs = 20;
 const backoffMaxMs = 400;
 
+/** The pause before retry number `attempt` (0-based): exponential, capped, with jitter. Shared with KvClient. */
+export function retryBackoffMs(attempt: number): number {
+  return Math.min(backoffMaxMs, backoffBaseMs * 2 ** attempt) * (0.5 + Math.random() / 2);
+}
+
 /**
  * A client of dledger.v1.Ledger. It finds the leader (leader hints in error trailers, then
  * Metadata), follows it across elections, and retries appends with the same (clientId,
@@ -177,7 +182,7 @@ export class LedgerClient {
       mayHaveApplied ||= next.mayHaveApplied;
       this.log.debug({ sequence: req.sequence, attempt: attempts, code: r.failure.code, reason: r.failure.reason }, "append_retry");
       const hinted = this.follow(r.failure, next.mayHaveApplied || r.failure.reason === "");
-      if (next.backoff || !hinted) await sleep(Math.min(backoffMaxMs, backoffBaseMs * 2 ** backoffs++) * (0.5 + Math.random() / 2));
+      if (next.backoff || !hinted) await sleep(retryBackoffMs(backoffs++));
     }
     return failed(req, { ...last, details: `gave up after ${attempts} attempts: ${last.details}` }, mayHaveApplied ? "unknown" : "failed", attempts);
   }
