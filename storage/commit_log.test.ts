@@ -151,7 +151,7 @@ describe.each(bindings)("CommitLog on $name", ({ make }) => {
 describe("CommitLog I/O budget (DiskSim counters)", () => {
   it("does one write and one fsync per batch when term and vote are unchanged", () => {
     const disk = new DiskSim();
-    const log = open(disk, "/d");
+    const log = open(disk, "/d", { preallocateBytes: 0 });
     log.setHardState({ term: 1, votedFor: "n1", commit: 0 });
     log.sync();
     const before = { ...disk.stats };
@@ -162,6 +162,24 @@ describe("CommitLog I/O budget (DiskSim counters)", () => {
     }
     expect(disk.stats.writes - before.writes).toBe(10);
     expect(disk.stats.syncs - before.syncs).toBe(10);
+  });
+
+  it("with preallocation: one fsync per batch, and zeros written only when a batch would grow the file", () => {
+    const disk = new DiskSim();
+    const log = open(disk, "/d", { preallocateBytes: 1024 * 1024 });
+    log.setHardState({ term: 1, votedFor: "n1", commit: 0 });
+    log.sync();
+    const before = { ...disk.stats };
+    const batchBytes = 64 * (48 + 1024);
+    for (let i = 0; i < 10; i++) {
+      log.append(entries(1 + i * 64, 64, 1, 1024));
+      log.sync();
+    }
+    // The first batch grows the file and writes 1 MiB of zeros after itself (in 256 KiB pieces);
+    // the next nine land inside them.
+    expect(disk.stats.syncs - before.syncs).toBe(10);
+    expect(disk.stats.writes - before.writes).toBe(10 + 4);
+    expect(disk.stats.writtenBytes - before.writtenBytes).toBe(10 * batchBytes + 1024 * 1024);
   });
 
   it("a failed fsync is fatal and never retried", () => {

@@ -309,6 +309,7 @@ export class CommitLog implements DurableLogStore {
     if (this.failure === null) {
       this.sync();
       const active = this.activeSegment();
+      active.trimPreallocated(); // rule R1 trusts this index like a sealed one (I4: exact end)
       active.flushIndex();
       this.stateFile.write(this.persisted(true));
     }
@@ -370,7 +371,9 @@ export class CommitLog implements DurableLogStore {
     seg.lastCrc = encodeEntries(entries, out, seg.basePosition + base, seg.lastCrc, (delta, headerCrc) => {
       slots.push(base + delta, headerCrc, (entries[k++] as Entry).term);
     });
-    seg.appendBytes(out);
+    // Zeros ahead of the write position, never past the segment's target size (the next roll).
+    const preallocateTo = this.config.preallocateBytes === 0 ? 0 : Math.min(this.config.segmentBytes, base + bytes + this.config.preallocateBytes);
+    seg.appendBytes(out, preallocateTo);
     seg.count += entries.length;
     seg.lastTerm = (entries[entries.length - 1] as Entry).term;
     if (fsync) seg.data().sync();

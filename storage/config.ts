@@ -20,6 +20,15 @@ export interface CommitLogOptions {
   readonly segmentBytes?: number;
   /** Bytes of recent entry bodies kept in memory for the replication hot path. Default 16 MiB. */
   readonly tailCacheBytes?: number;
+  /**
+   * Zeros written ahead of the end of the active segment whenever a batch would grow the file
+   * (capped at `segmentBytes`). Default 1 MiB; 0 turns it off. A batch that overwrites already
+   * written blocks needs no file-system journal commit in its fdatasync (the file's size and
+   * extents do not change): on this host that took fdatasync from ~0.21 ms to ~0.15 ms p50 with
+   * three replicas sharing a disk (bench/README.md). The cost is one extra write of zeros and one
+   * slower fdatasync per chunk.
+   */
+  readonly preallocateBytes?: number;
   /** Largest entry body accepted. Default 16 MiB (must fit in a segment). */
   readonly entryBytesMax?: number;
   /** Snapshots kept on disk. Default 2: the newest, and one to fall back on while streaming. */
@@ -35,6 +44,7 @@ export interface CommitLogConfig {
   readonly members: readonly ReplicaId[];
   readonly segmentBytes: number;
   readonly tailCacheBytes: number;
+  readonly preallocateBytes: number;
   readonly entryBytesMax: number;
   readonly snapshotsKept: number;
   readonly snapshotChunkBytes: number;
@@ -44,6 +54,7 @@ export interface CommitLogConfig {
 export const commitLogDefaults = {
   segmentBytes: 64 * 1024 * 1024,
   tailCacheBytes: 16 * 1024 * 1024,
+  preallocateBytes: 1024 * 1024,
   entryBytesMax: 16 * 1024 * 1024,
   snapshotsKept: 2,
   snapshotChunkBytes: 1024 * 1024,
@@ -79,6 +90,7 @@ export function validateOptions(options: CommitLogOptions): CommitLogConfig {
     members: Object.freeze([...options.members]),
     segmentBytes,
     tailCacheBytes: integerIn("tailCacheBytes", options.tailCacheBytes ?? commitLogDefaults.tailCacheBytes, 0, 2 ** 40),
+    preallocateBytes: integerIn("preallocateBytes", options.preallocateBytes ?? commitLogDefaults.preallocateBytes, 0, segmentBytesMax),
     entryBytesMax,
     snapshotsKept: integerIn("snapshotsKept", options.snapshotsKept ?? commitLogDefaults.snapshotsKept, 1, 1000),
     snapshotChunkBytes: integerIn("snapshotChunkBytes", options.snapshotChunkBytes ?? commitLogDefaults.snapshotChunkBytes, 1, 1 << 30),

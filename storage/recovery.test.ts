@@ -4,6 +4,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { DiskOs } from "./disk_os.js";
 import { decodeSegmentHeader, encodeSegmentHeader, entryHeaderBytes, crc32, getSlot, viewOf, putU64 } from "./entry_codec.js";
 import { CorruptionError } from "./errors.js";
+import { scanSegment } from "./scan.js";
 import { StateFile } from "./state_file.js";
 import { entries, open, rmTemp, tempDir } from "./test_helpers.js";
 
@@ -23,10 +24,10 @@ interface Built {
 }
 
 /** 72 entries of 100 bytes in 9 batches (3 segments), then optionally a batch of 3 × 1000 bytes. */
-function build(options: { clean: boolean; big?: boolean; compact?: boolean }): Built {
+function build(options: { clean: boolean; big?: boolean; compact?: boolean; preallocateBytes?: number }): Built {
   const dir = tempDir("rec");
   temps.push(dir);
-  const log = open(disk, dir, opts);
+  const log = open(disk, dir, { ...opts, preallocateBytes: options.preallocateBytes ?? 1 << 20 });
   log.setHardState({ term: 1, votedFor: "n1", commit: 0 });
   for (let b = 0; b < 9; b++) {
     log.append(entries(1 + b * 8, 8, 1, 100));
@@ -91,6 +92,16 @@ function reopenDirty(dir: string): number {
   const last = log.lastIndex();
   log.entries(log.firstIndex(), last + 1, 1 << 30);
   return last;
+}
+
+/** Where the entries of a segment file end: after it, only preallocated zeros (if any). */
+function entriesEnd(seg: string): number {
+  const file = disk.open(seg, { create: false });
+  const header = decodeSegmentHeader(file.read(0, 64));
+  if (typeof header === "string") throw new Error(`bad header in ${seg}`);
+  const size = scanSegment(file, header).size;
+  file.close();
+  return size;
 }
 
 /** Offset of the header of entry `index` in the last segment (by walking the entries). */
@@ -243,16 +254,58 @@ describe("recovery decision table", () => {
   });
 
   it("T1: an incomplete last entry is cut", () => {
-    const b = build({ clean: false });
+    const b = build({ clean: false, preallocateBytes: 0 });
     const seg = b.segs[b.segs.length - 1] as string;
     fs.appendFileSync(seg, fs.readFileSync(seg).subarray(64, 64 + 30));
     expect(reopenLast(b.dir)).toBe(b.last);
     expect(fs.statSync(seg).size).toBeLessThan(fs.readFileSync(seg).length + 1);
   });
 
-  it("T2: a last write with a zeroed sector, or a zero-filled end, is cut", () => {
+  it("T1: an incomplete last entry followed by preallocated zeros is cut and reported", () => {
+    const b = build({ clean: false });
+    const seg = b.segs[b.segs.length - 1] as string;
+    const end = entriesEnd(seg);
+    expect(fs.statSync(seg).size).toBeGreaterThan(end + 100); // the zeros written ahead
+    const partial = fs.readFileSync(seg).subarray(64, 64 + 100); // a header and part of a body
+    const fd = fs.openSync(seg, "r+");
+    fs.writeSync(fd, partial, 0, partial.length, end);
+    fs.closeSync(fd);
+    const log = open(disk, b.dir, opts);
+    expect(log.report.tornTail?.position).toBe(end);
+    expect(log.lastIndex()).toBe(b.last);
+    log.close();
+    expect(fs.statSync(seg).size).toBe(end);
+  });
+
+  it("Z1: zeros after the last entry of a crashed log are cut without a torn-tail report; the log takes appends after", () => {
+    const b = build({ clean: false });
+    const seg = b.segs[b.segs.length - 1] as string;
+    const end = entriesEnd(seg);
+    expect(fs.statSync(seg).size).toBeGreaterThan(end);
+    const log = open(disk, b.dir, opts);
+    expect(log.report.tornTail).toBeNull();
+    expect(log.lastIndex()).toBe(b.last);
+    expect(fs.statSync(seg).size).toBe(end); // cut durably at open
+    log.append(entries(b.last + 1, 4, 2, 50));
+    log.sync();
+    expect(fs.statSync(seg).size).toBe(4096); // preallocated again, up to segmentBytes
+    // Crash again (no close) and reopen: the new entries are found, the zeros cut again.
+    expect(reopenDirty(b.dir)).toBe(b.last + 4);
+    expect(reopenLast(b.dir)).toBe(b.last + 4);
+    expect(fs.statSync(seg).size).toBe(entriesEnd(seg)); // clean close trims (R1 needs I4)
+  });
+
+  it("Z1, I4: a sealed segment never keeps preallocated zeros, and one extended with zeros stops open", () => {
+    const b = build({ clean: true });
+    for (const seg of b.segs) expect(fs.statSync(seg).size).toBe(entriesEnd(seg));
+    fs.appendFileSync(b.segs[1] as string, Buffer.alloc(600));
+    expectStop(b.dir, "segment_length", path.basename(b.segs[1] as string));
+  });
+
+  it("T2: a last write with a zeroed sector, or a zero-filled end, is cut (also when preallocated zeros follow it)", () => {
     const b = build({ clean: false, big: true });
     const seg = b.segs[b.segs.length - 1] as string;
+    expect(fs.statSync(seg).size).toBeGreaterThan(entriesEnd(seg)); // preallocated zeros follow
     const at = entryOffset(seg, 74);
     const sector = Math.ceil((at + 100) / 512) * 512;
     mutate(seg, (buf) => buf.fill(0, sector, sector + 512));
@@ -269,6 +322,7 @@ describe("recovery decision table", () => {
     const log = open(disk, b.dir, opts);
     log.append(entries(76, 2, 2, 50));
     log.sync();
+    expect(fs.statSync(seg).size).toBeGreaterThan(entriesEnd(seg)); // preallocated zeros follow
     mutate(seg, (buf) => buf.fill(0, sector, sector + 512));
     const e = expectStop(b.dir, "entry_body_crc");
     expect(e.detail).toContain("not a torn tail");

@@ -172,7 +172,7 @@ function checkEntryAt(data: ReturnType<Disk["open"]>, path: string, h: SegmentHe
   return e;
 }
 
-/** The last segment after a crash: rescan it and rebuild its slots (rules T1–T3, E1–E2). */
+/** The last segment after a crash: rescan it and rebuild its slots (rules Z1, T1–T3, E1–E2). */
 function loadScanned(disk: Disk, logDir: string, h: SegmentHeader, terms: TermTable, readOnly: boolean): { segment: Segment; tornTail: LoadedSegments["tornTail"] } {
   const seg = new Segment(disk, logDir, h, { count: 0, size: segmentHeaderBytes, lastCrc: h.prevCrc, lastTerm: h.prevTerm, slots: null });
   const scan = scanSegment(seg.data(), h);
@@ -187,10 +187,13 @@ function loadScanned(disk: Disk, logDir: string, h: SegmentHeader, terms: TermTa
   seg.lastCrc = scan.lastCrc;
   seg.lastTerm = scan.lastTerm;
   for (let i = 0; i < seg.count; i++) terms.push(h.firstIndex + i, scan.slots.get(i).term);
+  seg.fileBytes = scan.fileSize;
   if (!readOnly && scan.fileSize !== scan.size) {
-    // Cut the torn tail durably before anything is appended after it.
+    // Cut the torn tail, or the preallocated zeros (Z1), durably before anything is appended
+    // after it: the log then ends exactly at its last entry, as after a seal.
     seg.data().truncate(scan.size);
     seg.data().sync();
+    seg.fileBytes = scan.size;
   }
   return { segment: seg, tornTail };
 }

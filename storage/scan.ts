@@ -25,12 +25,15 @@ const sector = 512;
 
 /**
  * Reads every entry of a segment data file in order and checks it: magic, header CRC, body CRC,
- * index continuity, non-decreasing term, position, and the chain. Stops at the first failure and
- * classifies it (storage/RECOVERY.md rows T1–T3): a failure is a torn write when the entry runs
- * past the end of the file, or its bytes include an all-zero 512-byte sector, or the file is all
- * zeros from inside it to the end — and, in every case, no complete later write (an entry
- * flagged as the end of a write, ending before the end of the file) follows it. A torn write can
- * only be the last write, because each write is fsynced before the next one starts.
+ * index continuity, non-decreasing term, position, and the chain. The entries end where the rest
+ * of the file is zeros (preallocated space, storage/RECOVERY.md row Z1): that is not a problem,
+ * and `size` < `fileSize` says there is a tail to cut. Otherwise the scan stops at the first
+ * failure and classifies it (rows T1–T3): a failure is a torn write when the entry runs past the
+ * end of the file, or its bytes include an all-zero 512-byte sector, or the file is all zeros
+ * from inside it to the end — and, in every case, no complete later write follows it: an entry
+ * flagged as the end of a write that is followed by more written (non-zero) data, which a
+ * later write would have put there. A torn write can only be the last write, because each
+ * write is fsynced before the next one starts; preallocated zeros after it are not a write.
  */
 export function scanSegment(file: DiskFile, header: SegmentHeader): ScanResult {
   const fileSize = file.size();
@@ -44,10 +47,11 @@ export function scanSegment(file: DiskFile, header: SegmentHeader): ScanResult {
   const zeroTail = zeroTailStart(bytes);
   // Bounded: every iteration advances `at` by at least one header or returns.
   while (at < fileSize) {
+    if (at >= zeroTail) return result(null); // Rule Z1: only zeros follow the last entry.
     const index = header.firstIndex + slots.count;
     const fail = (check: CorruptionCheck, detail: string, end: number, tornShape: boolean): ScanResult => {
       const torn = tornShape || zeroTail < end || hasZeroSector(bytes, at, Math.min(end, fileSize));
-      const later = torn ? laterCompleteWrite(bytes, at + 1) : -1;
+      const later = torn ? laterCompleteWrite(bytes, at + 1, zeroTail) : -1;
       const why = later >= 0 ? `${detail}; not a torn tail: a complete write ends at ${later}` : detail;
       return result({ position: at, check, detail: `entry ${index}: ${why}`, torn: torn && later < 0 });
     };
@@ -87,8 +91,11 @@ function hasZeroSector(bytes: Uint8Array, from: number, to: number): boolean {
   return false;
 }
 
-/** Position of the end of a valid, write-ending entry header found after `from` that ends before EOF, or -1. */
-function laterCompleteWrite(bytes: Uint8Array, from: number): number {
+/**
+ * End of a valid, write-ending entry header found after `from` whose end is followed by more
+ * non-zero bytes (it ends before `zeroTail`, where the file's all-zero end starts), or -1.
+ */
+function laterCompleteWrite(bytes: Uint8Array, from: number, zeroTail: number): number {
   const lo = entryMagic & 0xff;
   const hi = entryMagic >> 8;
   for (let at = from; at + entryHeaderBytes <= bytes.byteLength; at++) {
@@ -96,7 +103,7 @@ function laterCompleteWrite(bytes: Uint8Array, from: number): number {
     const h = decodeHeader(bytes, at);
     if (typeof h === "string" || (h.flags & batchEndFlag) === 0) continue;
     const end = at + entryHeaderBytes + h.bodyLength;
-    if (end < bytes.byteLength) return end;
+    if (end < zeroTail) return end;
   }
   return -1;
 }

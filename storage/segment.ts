@@ -77,6 +77,12 @@ export class Segment {
   count: number;
   /** Bytes of the data file that hold the header and whole entries. */
   size: number;
+  /**
+   * Length of the data file (≥ size): bytes after `size` are zeros written ahead by `appendBytes`
+   * (preallocation). A sealed segment, and the last one after a clean close, are trimmed so that
+   * fileBytes === size (rule I4); after a crash, open cuts the zeros (RECOVERY.md row Z1).
+   */
+  fileBytes: number;
   /** Header CRC of the last entry (or the header's prevCrc when empty): the next chain value. */
   lastCrc: number;
   lastTerm: number;
@@ -96,6 +102,7 @@ export class Segment {
     this.indexPath = joinPath(dir, indexFileName(header.firstIndex));
     this.count = state.count;
     this.size = state.size;
+    this.fileBytes = state.size;
     this.lastCrc = state.lastCrc;
     this.lastTerm = state.lastTerm;
     this.slots = state.slots;
@@ -160,11 +167,34 @@ export class Segment {
     return index === this.lastIndex ? this.size : this.slot(index + 1).offset;
   }
 
-  /** Appends an encoded batch at the end of the data file: one write, not yet durable. */
-  appendBytes(bytes: Uint8Array): void {
+  /**
+   * Appends an encoded batch at the end of the data file: one write, not yet durable. When the
+   * batch would grow the file, zeros are also written from its end up to `preallocateTo` (when
+   * that is further), so that the following batches overwrite blocks the file system already
+   * allocated and their fdatasync need not commit size or extent changes. Both writes are covered
+   * by the caller's next fdatasync.
+   */
+  appendBytes(bytes: Uint8Array, preallocateTo: number): void {
     assert(this.slots !== null, `append to sealed segment ${this.firstIndex}`);
+    const end = this.size + bytes.byteLength;
     this.data().write(bytes, this.size);
-    this.size += bytes.byteLength;
+    if (end > this.fileBytes) {
+      if (preallocateTo > end) writeZeros(this.data(), end, preallocateTo);
+      this.fileBytes = Math.max(end, preallocateTo);
+    }
+    this.size = end;
+  }
+
+  /**
+   * Cuts the zeros after the last entry and makes the cut durable (before sealing, and before a
+   * clean close): a trusted index must describe a file that ends with its last entry (rule I4).
+   */
+  trimPreallocated(): void {
+    if (this.fileBytes === this.size) return;
+    assert(this.fileBytes > this.size, `segment ${this.firstIndex}: file ${this.fileBytes} shorter than its entries ${this.size}`);
+    this.data().truncate(this.size);
+    this.data().sync();
+    this.fileBytes = this.size;
   }
 
   /**
@@ -188,6 +218,7 @@ export class Segment {
     slots.count = keep;
     this.count = keep;
     this.size = cut;
+    this.fileBytes = cut;
     this.data().truncate(cut);
     this.data().sync();
   }
@@ -210,8 +241,9 @@ export class Segment {
     file.sync();
   }
 
-  /** Flushes the index and drops the in-memory slots: the segment takes no more appends. */
+  /** Trims, flushes the index and drops the in-memory slots: the segment takes no more appends. */
   seal(): void {
+    this.trimPreallocated();
     this.flushIndex();
     this.slots = null;
   }
@@ -282,6 +314,20 @@ export class Segment {
       chain = h.headerCrc;
     }
     return out;
+  }
+}
+
+/** Zeros are written in pieces of at most this size, from one shared buffer. */
+const zeroChunkBytes = 256 * 1024;
+let zeroChunk: Uint8Array | null = null;
+
+/** Writes zeros over [from, to) of `file`: at most ceil((to - from) / 256 KiB) writes. */
+function writeZeros(file: DiskFile, from: number, to: number): void {
+  assert(from <= to, `writeZeros: from ${from} > to ${to}`);
+  zeroChunk ??= new Uint8Array(zeroChunkBytes);
+  for (let at = from; at < to; at += zeroChunkBytes) {
+    const n = Math.min(zeroChunkBytes, to - at);
+    file.write(n === zeroChunkBytes ? zeroChunk : zeroChunk.subarray(0, n), at);
   }
 }
 

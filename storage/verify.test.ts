@@ -4,7 +4,8 @@ import { Command } from "commander";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { registerStorageCommands } from "./command.js";
 import { DiskOs } from "./disk_os.js";
-import { entryHeaderBytes } from "./entry_codec.js";
+import { decodeSegmentHeader, entryHeaderBytes, segmentHeaderBytes } from "./entry_codec.js";
+import { scanSegment } from "./scan.js";
 import { entries, open, rmTemp, tempDir } from "./test_helpers.js";
 import { verifyDataDir } from "./verify.js";
 
@@ -30,6 +31,16 @@ function build(clean = true): { dir: string; segs: string[]; idxs: string[] } {
   return { dir, segs: names.filter((n) => n.endsWith(".seg")).map((n) => path.join(dir, "log", n)), idxs: names.filter((n) => n.endsWith(".idx")).map((n) => path.join(dir, "log", n)) };
 }
 
+/** Where the entries of a segment file end: after it, only preallocated zeros (if any). */
+function entriesEnd(seg: string): number {
+  const file = disk.open(seg, { create: false });
+  const header = decodeSegmentHeader(file.read(0, segmentHeaderBytes));
+  if (typeof header === "string") throw new Error(`bad header in ${seg}`);
+  const size = scanSegment(file, header).size;
+  file.close();
+  return size;
+}
+
 function flip(file: string, position: number): void {
   const b = fs.readFileSync(file);
   b[position] = (b[position] as number) ^ 0x01;
@@ -52,10 +63,41 @@ describe("dledger verify", () => {
     expect(r.ok).toBe(true);
     expect(r.entries).toBe(96);
     const c = build(false);
-    fs.appendFileSync(c.segs[c.segs.length - 1] as string, Buffer.alloc(20, 0));
+    const seg = c.segs[c.segs.length - 1] as string;
+    const end = entriesEnd(seg);
+    expect(fs.statSync(seg).size).toBeGreaterThan(end); // preallocated zeros: not a finding (Z1)
+    expect(verifyDataDir(disk, c.dir).findings).toEqual([]);
+    const partial = fs.readFileSync(seg).subarray(64, 64 + 60);
+    const fd = fs.openSync(seg, "r+");
+    fs.writeSync(fd, partial, 0, partial.length, end);
+    fs.closeSync(fd);
     const rc = verifyDataDir(disk, c.dir);
     expect(rc.ok).toBe(true);
-    expect(rc.findings.map((f) => f.check)).toEqual(["torn_tail"]);
+    expect(rc.findings.map((f) => [f.check, f.position])).toEqual([["torn_tail", end]]);
+  });
+
+  it("agrees with open after a crash with preallocated zeros: same last index, and open then cuts them", () => {
+    const c = build(false);
+    const r = verifyDataDir(disk, c.dir);
+    expect(r.ok).toBe(true);
+    const log = open(disk, c.dir, { segmentBytes: 4096 });
+    expect(log.lastIndex()).toBe(r.lastIndex);
+    expect(log.report.tornTail).toBeNull();
+    log.close();
+    const seg = c.segs[c.segs.length - 1] as string;
+    expect(fs.statSync(seg).size).toBe(entriesEnd(seg));
+    expect(verifyDataDir(disk, c.dir)).toMatchObject({ ok: true, findings: [], lastIndex: r.lastIndex });
+  });
+
+  it("agrees with open: zeros after the entries of a sealed segment are corrupt (I4), and open stops", () => {
+    const b = build();
+    fs.appendFileSync(b.segs[1] as string, Buffer.alloc(512));
+    expect(only(b.dir)).toEqual({ check: "segment_length", file: b.segs[1] });
+    expect(() => open(disk, b.dir, { segmentBytes: 4096 })).toThrow(/segment_length/);
+    const c = build();
+    fs.appendFileSync(c.segs[c.segs.length - 1] as string, Buffer.alloc(512)); // cleanly closed: trusted like a sealed one (R1)
+    expect(only(c.dir)).toEqual({ check: "segment_length", file: c.segs[c.segs.length - 1] });
+    expect(() => open(disk, c.dir, { segmentBytes: 4096 })).toThrow(/segment_length/);
   });
 
   it("names a byte flipped in an entry header", () => {

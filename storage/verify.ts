@@ -118,6 +118,9 @@ function verifySegments(disk: Disk, logDir: string, state: PersistedState | null
     else if (p !== null && p.torn) corrupt(path, p.position, CorruptionCheck.segmentLength, `segment damaged or truncated: ${p.detail}`);
     else if (p !== null) corrupt(path, p.position, p.check, p.detail);
     const trusted = !last || state?.clean === true;
+    // Rule I4 (as open applies it): a sealed or cleanly closed segment ends with its last entry;
+    // only the last segment after a crash may carry preallocated zeros (Z1, which open cuts).
+    if (p === null && trusted && scan.size !== scan.fileSize) corrupt(path, scan.size, CorruptionCheck.segmentLength, `last entry ends at ${scan.size} but the file is ${scan.fileSize} bytes (extended)`);
     verifyIndex(disk, logDir, h, scan, trusted, listed.hasIndex.has(h.firstIndex), corrupt);
     results.push({ header: h, scan });
   }

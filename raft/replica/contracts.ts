@@ -58,7 +58,11 @@ export type ReadOutcome =
   | { readonly ok: false; readonly reason: "not_leader" | "lost_leadership" | "backpressure" | "stopped"; readonly leaderHint: ReplicaId | null };
 
 export interface SnapshotPolicy {
-  /** Take a snapshot after this many entries were applied since the last one. */
+  /**
+   * Take a snapshot after this many entries, plus a random part of up to half as many (drawn per
+   * snapshot from the replica's Prng), were applied since the last one: replicas then rarely
+   * stall on a snapshot at the same moment.
+   */
   readonly everyEntries: number;
   /** Entries kept below the snapshot index, so briefly lagging followers need no snapshot. */
   readonly keepEntries: number;

@@ -204,6 +204,22 @@ describe("Replica driver", () => {
     expect(g.net.deliveredByType.get("snapshot_chunk")).toBeGreaterThan(0);
   });
 
+  it("snapshots after everyEntries plus a drawn part (≤ half) of applied entries, at different indexes on different replicas", async () => {
+    const g = group(3, 20);
+    g.clock.advance(500);
+    const leader = g.leader()!;
+    // 35 entries (and the leader's empty one): one snapshot each, the next is ≥ 20 entries later.
+    for (let i = 0; i < 35; i++) await g.settle(leader.propose(enc(`e${i}`)));
+    g.clock.advance(200);
+    const at = g.ids.map((id) => g.stores.get(id)!.snapshot()?.meta.index ?? -1);
+    for (const index of at) {
+      expect(index).toBeGreaterThanOrEqual(20);
+      expect(index).toBeLessThanOrEqual(30 + 1); // one Ready may apply two entries at once
+    }
+    // Equal gaps would make every replica stall on its snapshot at the same moment.
+    expect(new Set(at).size).toBeGreaterThan(1);
+  });
+
   it("counts and logs a malformed RPC and keeps serving", async () => {
     const g = group();
     g.clock.advance(500);

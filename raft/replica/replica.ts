@@ -90,6 +90,9 @@ export class Replica {
   /** Committed entries of the Ready in flight already applied before its fsync completed. */
   private appliedEarly = 0;
   private lastSnapshotIndex: number;
+  /** Entries applied after `lastSnapshotIndex` that trigger the next snapshot (see drawSnapshotGap). */
+  private snapshotGap: number;
+  private readonly snapshotPrng: Prng;
   private softState: SoftState;
   /** Counters for metrics and tests. */
   readonly counters = { rpcsDropped: 0, rpcsRefused: 0, fsyncs: 0, readies: 0 };
@@ -108,6 +111,8 @@ export class Replica {
     this.lastSnapshotIndex = this.applied;
     this.durableIndex = opts.logStore.lastIndex();
     this.core = new RaftCore({ config: opts.config, logStore: opts.logStore, prng: opts.prng, logger: this.logger });
+    this.snapshotPrng = opts.prng.fork();
+    this.snapshotGap = this.drawSnapshotGap();
     this.softState = this.core.softState();
     opts.transport.onReceive((rpcs) => this.receive(rpcs));
     opts.transport.onPeerDown((peer) => this.peerDown(peer));
@@ -441,9 +446,22 @@ export class Replica {
     this.readsWaitingApply.length = kept;
   }
 
+  /**
+   * everyEntries plus a random part of up to half of it. The replicas of a group apply the same
+   * entries within milliseconds of each other, and taking a snapshot stalls the event loop (the
+   * state machine serializes itself synchronously: 20–100 ms for the ledger's dedup table with
+   * ~500 clients, bench/README.md). With equal gaps both followers stalled together, so the
+   * leader could not commit for that long; drawn gaps make such overlaps rare, and a follower
+   * stalling alone is masked by the other one.
+   */
+  private drawSnapshotGap(): number {
+    const every = this.opts.snapshots.everyEntries;
+    return every + this.snapshotPrng.int(0, Math.floor(every / 2) + 1);
+  }
+
   private maybeSnapshot(): void {
     const policy = this.opts.snapshots;
-    if (this.applied - this.lastSnapshotIndex < policy.everyEntries) return;
+    if (this.applied - this.lastSnapshotIndex < this.snapshotGap) return;
     const store = this.opts.logStore;
     const term = store.term(this.applied);
     if (term === undefined) return;
@@ -453,6 +471,7 @@ export class Replica {
     store.saveSnapshot({ meta: { index: this.applied, term, members }, data }, compactTo);
     store.sync();
     this.lastSnapshotIndex = this.applied;
+    this.snapshotGap = this.drawSnapshotGap();
     this.logger.info({ index: this.applied, term, compactTo, bytes: data.byteLength }, "snapshot_taken");
   }
 
