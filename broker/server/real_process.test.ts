@@ -404,6 +404,17 @@ describe("real processes: the CLI", () => {
     everyProcess.push(cluster);
     let output = "";
     cluster.stdout?.on("data", (d: Buffer) => (output += d.toString()));
+    // If the test fails before SIGTERM, afterAll's SIGKILL of `dledger cluster` would orphan its
+    // replicas: stop them by the PIDs it printed (a no-op once they have exited).
+    cleanups.unshift(() => {
+      for (const m of output.matchAll(/^n\d: pid (\d+)/gm)) {
+        try {
+          process.kill(Number(m[1]), "SIGKILL");
+        } catch {
+          // already gone
+        }
+      }
+    });
     await waitFor("the cluster to print its leader", () => /^leader: n\d at /m.test(output), 20_000);
     const childPids = [...output.matchAll(/^n\d: pid (\d+)/gm)].map((m) => Number(m[1]));
     expect(childPids).toHaveLength(3);
