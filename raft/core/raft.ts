@@ -67,6 +67,9 @@ interface SnapshotInbox {
 
 const emptyBytes = new Uint8Array(0);
 
+/** (Pre-)campaigns after a leader-lost report that use the short timeout (3 rounds of pre-vote + vote). */
+const quickElectionsMax = 6;
+
 /**
  * The Raft consensus core: a deterministic state machine (etcd-raft's RawNode shape). Inputs are
  * `tick`, `step`, `propose`, `readIndex`, `transferLeadership` and `reportUnreachable`; the
@@ -98,6 +101,12 @@ export class RaftCore {
   private electionElapsed = 0;
   private heartbeatElapsed = 0;
   private randomizedElectionTimeout = 0;
+  /**
+   * Elections left that use the short leader-lost timeout: set when the leader's connection
+   * closed, so that a split vote between its followers (they hear of the loss together) is
+   * retried within a few spread intervals instead of a whole election timeout.
+   */
+  private quickElections = 0;
   private readonly votes = new Map<ReplicaId, boolean>();
   private leader: Leader | null = null;
   private snapshotInbox: SnapshotInbox | null = null;
@@ -220,6 +229,7 @@ export class RaftCore {
     // first pre-vote over a few ticks keeps them from splitting the vote.
     const delayTicks = this.prng.int(1, Math.max(2, this.config.leaderLostSpreadTicks));
     this.electionElapsed = Math.max(this.electionElapsed, this.randomizedElectionTimeout - delayTicks);
+    this.quickElections = quickElectionsMax;
   }
 
   /* --- Output ----------------------------------------------------------------------------- */
@@ -379,6 +389,14 @@ export class RaftCore {
     this.heartbeatElapsed = 0;
     const e = this.config.electionTicks;
     this.randomizedElectionTimeout = this.prng.int(e, 2 * e);
+    if (this.role === Role.leader || this.leaderId !== null) this.quickElections = 0;
+    if (this.quickElections > 0 && (this.role === Role.preCandidate || this.role === Role.candidate)) {
+      // After a leader-lost report: this (pre-)campaign gives up and retries after [s, 2s) ticks
+      // rather than [e, 2e). Timing never affects safety; the count bounds the extra elections.
+      this.quickElections--;
+      const s = Math.max(2, this.config.leaderLostSpreadTicks);
+      this.randomizedElectionTimeout = Math.min(this.randomizedElectionTimeout, this.prng.int(s, 2 * s));
+    }
   }
 
   /* --- Elections (Raft §5.2, thesis §9.6 pre-vote) ---------------------------------------- */

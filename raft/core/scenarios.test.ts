@@ -334,6 +334,27 @@ describe("crash and restart", () => {
     expect(afterLeaderCrash(true)).not.toBeNull();
   });
 
+  it("after the report, a split vote between the two followers is retried within a few spread intervals", () => {
+    const c = new TestCluster(3, { electionTicks: 1000, heartbeatTicks: 2 });
+    c.forceElection("n1");
+    c.crash("n1");
+    c.core("n2").reportUnreachable("n1");
+    c.core("n3").reportUnreachable("n1");
+    // Tick both without delivering anything until both have started a pre-vote: they then grant
+    // each other's pre-vote, both campaign in the same term, and each keeps its own vote.
+    const preVoting = (id: string) => c.core(id).softState().role !== "follower";
+    for (let t = 0; t < 20 && !(preVoting("n2") && preVoting("n3")); t++) {
+      if (!preVoting("n2")) c.core("n2").tick();
+      if (!preVoting("n3")) c.core("n3").tick();
+    }
+    c.stabilize();
+    expect(c.leader()).toBeNull();
+    expect([c.core("n2").softState().role, c.core("n3").softState().role]).toEqual(["candidate", "candidate"]);
+    // Well inside one election timeout (1000 ticks): only the quick retry can elect a leader here.
+    for (let ticks = 0; ticks < 100 && c.leader() === null; ticks++) c.tickAll(1);
+    expect(c.leader()).not.toBeNull();
+  });
+
   it("without the report, followers of a crashed leader wait out their election timeout", () => {
     expect(afterLeaderCrash(false)).toBeNull();
   });
