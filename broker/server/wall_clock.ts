@@ -113,7 +113,9 @@ export function watchClockSkewFile(clock: SkewableClock, path: string, logger: L
     }
     lastText = text;
     clock.set(skew);
-    logger.info({ path, offsetMs: skew.offsetMs, rate: skew.rate, clockMs: clock.nowMs(), realMs: performance.now() }, "clock_skew_applied");
+    // Real time first: the skewed reading taken after it is then never behind by the gap between them.
+    const realMs = performance.now();
+    logger.info({ path, offsetMs: skew.offsetMs, rate: skew.rate, clockMs: clock.nowMs(), realMs }, "clock_skew_applied");
   };
   poll();
   const timer = setInterval(poll, pollMs);
