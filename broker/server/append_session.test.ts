@@ -3,60 +3,38 @@
  * tagging and order, typed per-append errors, a client that vanishes mid-stream, and retries
  * after a broken stream that deduplication applies once. Every wait is bounded.
  */
-import { mkdtempSync, rmSync } from "node:fs";
 import { createServer, connect, type Server, type Socket } from "node:net";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { silentLogger } from "../../raft/base/logger.js";
 import { encodeMessage } from "../api/proto_wire.js";
 import { ledgerService, schemas, type AppendRequest, type AppendSessionResponse, type TaggedAppend, type TaggedResult } from "../api/ledger_messages.js";
 import { AppendSession } from "../client/append_session.js";
 import { LedgerClient } from "../client/ledger_client.js";
 import { LedgerNode } from "./ledger_node.js";
-import { configFor, layoutGroup, waitFor, type GroupLayout } from "./test_helpers.js";
+import { InProcessGroup, waitFor } from "./test_helpers.js";
 
 const text = (s: string) => new TextEncoder().encode(s);
 const entryBytesMax = 8 * 1024;
 
-let root = "";
-let layout: GroupLayout;
-const nodes = new Map<string, LedgerNode>();
-const raw: grpc.Client[] = [];
+let g: InProcessGroup;
 
 beforeAll(async () => {
-  root = mkdtempSync(join(tmpdir(), "dledger-session-"));
-  layout = await layoutGroup(3);
-  for (const id of layout.ids) {
-    const config = configFor(layout, id, root);
-    nodes.set(id, await LedgerNode.start({ config, logger: silentLogger, prngSeed: id.charCodeAt(1) + 7, entryBytesMax }));
-  }
-  await waitFor("a ready leader", () => leaderNode() !== null);
+  g = await InProcessGroup.start({ prefix: "dledger-session-", entryBytesMax, seedOffset: 7 });
 }, 30_000);
 
 afterAll(async () => {
-  for (const c of raw) c.close();
-  await Promise.all([...nodes.values()].map((n) => n.stop()));
-  rmSync(root, { recursive: true, force: true });
+  await g.stop();
 });
 
-function leaderNode(): LedgerNode | null {
-  for (const n of nodes.values()) if (n.service.acceptsAppends()) return n;
-  return null;
-}
+const leaderNode = (): LedgerNode | null => g.leaderNode();
+const rawClient = (address: string): grpc.Client => g.rawClient(address);
 
 function leaderAddress(): string {
   const l = leaderNode();
   if (l === null) throw new Error("no leader");
-  return layout.client[l.id] as string;
+  return g.layout.client[l.id] as string;
 }
 
-function rawClient(address: string): grpc.Client {
-  const c = new grpc.Client(address, grpc.credentials.createInsecure());
-  raw.push(c);
-  return c;
-}
 
 type RawSession = grpc.ClientDuplexStream<Buffer, AppendSessionResponse>;
 
@@ -124,13 +102,13 @@ describe("AppendSession", () => {
 
   it("a follower answers each append not_leader with the leader's id and address", async () => {
     const leader = leaderNode();
-    const f = [...nodes.values()].find((n) => n !== leader && n.service.metadata().role === "follower");
+    const f = [...g.nodes.values()].find((n) => n !== leader && n.service.metadata().role === "follower");
     if (f === undefined || leader === null) throw new Error("no follower");
-    const s = rawSession(layout.client[f.id] as string);
+    const s = rawSession(g.layout.client[f.id] as string);
     s.call.write(message([{ id: 5, request: req("follower", 1) }, { id: 6, request: req("follower", 2) }]));
     await waitFor("2 results", () => s.results.length >= 2);
     for (const r of s.results) {
-      expect(r.result).toMatchObject({ code: grpc.status.FAILED_PRECONDITION, reason: "not_leader", leaderId: leader.id, leaderAddress: layout.client[leader.id] });
+      expect(r.result).toMatchObject({ code: grpc.status.FAILED_PRECONDITION, reason: "not_leader", leaderId: leader.id, leaderAddress: g.layout.client[leader.id] });
     }
     s.call.end();
     await s.status;

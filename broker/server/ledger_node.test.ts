@@ -2,59 +2,37 @@
  * The client API against three in-process replicas over real loopback gRPC (peer and client),
  * each with its own CommitLog in a temp dir. Every wait is bounded.
  */
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { silentLogger } from "../../raft/base/logger.js";
 import { ledgerService, type AppendRequest, type AppendResponse, type AppendStreamResponse } from "../api/ledger_messages.js";
 import { LedgerClient, LedgerError } from "../client/ledger_client.js";
 import { LedgerNode } from "./ledger_node.js";
-import { configFor, layoutGroup, waitFor, type GroupLayout } from "./test_helpers.js";
+import { InProcessGroup, waitFor } from "./test_helpers.js";
 
 const text = (s: string) => new TextEncoder().encode(s);
 const entryBytesMax = 64 * 1024;
 
-let root = "";
-let layout: GroupLayout;
-const nodes = new Map<string, LedgerNode>();
-const raw: grpc.Client[] = [];
+let g: InProcessGroup;
 
 beforeAll(async () => {
-  root = mkdtempSync(join(tmpdir(), "dledger-node-"));
-  layout = await layoutGroup(3);
-  for (const id of layout.ids) {
-    const config = configFor(layout, id, root, { everyEntries: 40, keepEntries: 5 });
-    nodes.set(id, await LedgerNode.start({ config, logger: silentLogger, prngSeed: id.charCodeAt(1), entryBytesMax }));
-  }
-  await waitFor("a ready leader", () => leaderNode() !== null);
+  g = await InProcessGroup.start({ prefix: "dledger-node-", entryBytesMax, snapshots: { everyEntries: 40, keepEntries: 5 } });
 }, 30_000);
 
 afterAll(async () => {
-  for (const c of raw) c.close();
-  await Promise.all([...nodes.values()].map((n) => n.stop()));
-  rmSync(root, { recursive: true, force: true });
+  await g.stop();
 });
 
 /** The leader that has applied its own no-op (ready for Appends), or null. */
-function leaderNode(): LedgerNode | null {
-  for (const n of nodes.values()) {
-    if (n.service.acceptsAppends()) return n;
-  }
-  return null;
-}
+const leaderNode = (): LedgerNode | null => g.leaderNode();
 
 function follower(): LedgerNode {
-  const f = [...nodes.values()].find((n) => n.service.metadata().role === "follower");
+  const f = [...g.nodes.values()].find((n) => n.service.metadata().role === "follower");
   if (f === undefined) throw new Error("no follower");
   return f;
 }
 
 function rawClient(address: string): grpc.Client {
-  const c = new grpc.Client(address, grpc.credentials.createInsecure());
-  raw.push(c);
-  return c;
+  return g.rawClient(address);
 }
 
 /** One raw Append call; resolves with the response or the ServiceError. */
@@ -70,21 +48,21 @@ const isError = (v: unknown): v is grpc.ServiceError => v instanceof Error;
 describe("dledger.v1.Ledger in process", () => {
   it("a client given only a follower finds the leader, appends, and every replica serves the entry", async () => {
     const f = follower();
-    const client = new LedgerClient({ endpoints: [layout.client[f.id] as string] });
+    const client = new LedgerClient({ endpoints: [g.layout.client[f.id] as string] });
     try {
       const r = await client.append(text("hello"));
       expect(r).toMatchObject({ ok: true, duplicate: false, attempts: 2 });
       if (!r.ok) return;
-      for (const id of layout.ids) {
-        await waitFor(`${id} applies ${r.index}`, () => (nodes.get(id)?.service.metadata().appliedIndex ?? 0) >= r.index);
-        const e = await client.get(r.index, { endpoint: layout.client[id] as string });
+      for (const id of g.layout.ids) {
+        await waitFor(`${id} applies ${r.index}`, () => (g.nodes.get(id)?.service.metadata().appliedIndex ?? 0) >= r.index);
+        const e = await client.get(r.index, { endpoint: g.layout.client[id] as string });
         expect(new TextDecoder().decode(e.body)).toBe("hello");
         expect(e.clientId).toBe(client.clientId);
       }
       const read = await client.read(r.index);
       expect(read.readIndex).toBeGreaterThanOrEqual(r.index);
       expect(read.entry?.index).toBe(r.index);
-      const md = await client.metadata({ endpoint: layout.client[f.id] as string });
+      const md = await client.metadata({ endpoint: g.layout.client[f.id] as string });
       expect(md.leaderAddress).toBe(client.leaderAddress);
       expect(md.members.map((m) => m.id)).toEqual(["n1", "n2", "n3"]);
     } finally {
@@ -95,7 +73,7 @@ describe("dledger.v1.Ledger in process", () => {
   it("answers a retried (clientId, sequence) with the original index, and concurrent retries attach to one proposal", async () => {
     const leader = leaderNode();
     if (leader === null) throw new Error("no leader");
-    const address = layout.client[leader.id] as string;
+    const address = g.layout.client[leader.id] as string;
     const first = await rawAppend(address, { clientId: "dup", sequence: 1, body: text("once") });
     const again = await rawAppend(address, { clientId: "dup", sequence: 1, body: text("once") });
     if (isError(first) || isError(again)) throw new Error("append failed");
@@ -118,19 +96,19 @@ describe("dledger.v1.Ledger in process", () => {
   });
 
   it("a follower refuses an Append with FAILED_PRECONDITION and the leader's id and address in the trailers", async () => {
-    const err = await rawAppend(layout.client[follower().id] as string, { clientId: "", sequence: 0, body: text("x") });
+    const err = await rawAppend(g.layout.client[follower().id] as string, { clientId: "", sequence: 0, body: text("x") });
     if (!isError(err)) throw new Error("a follower accepted an append");
     expect(err.code).toBe(grpc.status.FAILED_PRECONDITION);
     const leader = leaderNode();
     expect(err.metadata.get("leader")[0]).toBe(leader?.id);
-    expect(err.metadata.get("leader-address")[0]).toBe(layout.client[leader?.id ?? ""]);
+    expect(err.metadata.get("leader-address")[0]).toBe(g.layout.client[leader?.id ?? ""]);
     expect(err.metadata.get("dledger-reason")[0]).toBe("not_leader");
   });
 
   it("refuses an oversized entry and a malformed request with INVALID_ARGUMENT, and keeps serving", async () => {
     const leader = leaderNode();
     if (leader === null) throw new Error("no leader");
-    const address = layout.client[leader.id] as string;
+    const address = g.layout.client[leader.id] as string;
     const big = await rawAppend(address, { clientId: "", sequence: 0, body: new Uint8Array(entryBytesMax) });
     if (!isError(big)) throw new Error("oversized entry accepted");
     expect(big.code).toBe(grpc.status.INVALID_ARGUMENT);
@@ -146,7 +124,7 @@ describe("dledger.v1.Ledger in process", () => {
   it("AppendStream answers per item in order; a client cancelling mid-stream wedges nothing", async () => {
     const leader = leaderNode();
     if (leader === null) throw new Error("no leader");
-    const address = layout.client[leader.id] as string;
+    const address = g.layout.client[leader.id] as string;
     const client = new LedgerClient({ endpoints: [address] });
     try {
       const out = await client.appendBatch([text("a"), text("b"), new Uint8Array(entryBytesMax), text("c")]);
@@ -171,7 +149,7 @@ describe("dledger.v1.Ledger in process", () => {
   it("Get distinguishes not yet committed from compacted, with typed statuses", async () => {
     const leader = leaderNode();
     if (leader === null) throw new Error("no leader");
-    const client = new LedgerClient({ endpoints: [layout.client[leader.id] as string] });
+    const client = new LedgerClient({ endpoints: [g.layout.client[leader.id] as string] });
     try {
       for (let i = 0; i < 60; i++) expect((await client.append(text(`fill ${i}`))).ok).toBe(true);
       await waitFor("a compacted log", () => leader.service.metadata().firstIndex > 2);
@@ -189,11 +167,11 @@ describe("dledger.v1.Ledger in process", () => {
     const leader = leaderNode();
     if (leader === null) throw new Error("no leader");
     const to = follower().id;
-    const client = new LedgerClient({ endpoints: Object.values(layout.client) });
+    const client = new LedgerClient({ endpoints: Object.values(g.layout.client) });
     try {
       const r = await client.transferLeadership(to);
       expect(r.leaderId).toBe(to);
-      expect(client.leaderAddress).toBe(layout.client[to]);
+      expect(client.leaderAddress).toBe(g.layout.client[to]);
       const a = await client.append(text("after transfer"));
       expect(a.ok).toBe(true);
     } finally {

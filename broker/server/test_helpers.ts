@@ -1,6 +1,12 @@
-/** Helpers shared by the broker's server tests: free loopback ports, bounded waits, configs. */
+/** Helpers shared by the broker's server tests: free loopback ports, bounded waits, configs, an in-process group. */
+import { mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import * as grpc from "@grpc/grpc-js";
+import { silentLogger } from "../../raft/base/logger.js";
 import { validateNodeConfig, type NodeConfig } from "../node_config.js";
+import { LedgerNode } from "./ledger_node.js";
 
 /** A port that was free a moment ago on 127.0.0.1 (the OS may reuse it; tests accept the race). */
 export async function freePort(): Promise<number> {
@@ -54,4 +60,54 @@ export function configFor(layout: GroupLayout, id: string, root: string, snapsho
     clients: layout.client,
     ...(snapshots === undefined ? {} : { snapshots }),
   });
+}
+
+/**
+ * Three (or n) LedgerNodes in this process on loopback gRPC, data under a fresh temp dir. `start`
+ * resolves once a leader is ready for Appends; `stop` closes the raw clients, stops every node and
+ * removes the dir.
+ */
+export class InProcessGroup {
+  readonly nodes = new Map<string, LedgerNode>();
+  readonly #raw: grpc.Client[] = [];
+
+  private constructor(
+    readonly root: string,
+    readonly layout: GroupLayout,
+  ) {}
+
+  static async start(o: {
+    readonly prefix: string;
+    readonly entryBytesMax: number;
+    readonly snapshots?: { everyEntries: number; keepEntries: number };
+    readonly seedOffset?: number;
+    readonly replicas?: number;
+  }): Promise<InProcessGroup> {
+    const g = new InProcessGroup(mkdtempSync(join(tmpdir(), o.prefix)), await layoutGroup(o.replicas ?? 3));
+    for (const id of g.layout.ids) {
+      const config = configFor(g.layout, id, g.root, o.snapshots);
+      g.nodes.set(id, await LedgerNode.start({ config, logger: silentLogger, prngSeed: id.charCodeAt(1) + (o.seedOffset ?? 0), entryBytesMax: o.entryBytesMax }));
+    }
+    await waitFor("a ready leader", () => g.leaderNode() !== null);
+    return g;
+  }
+
+  /** The leader that has applied its own no-op (ready for Appends), or null. */
+  leaderNode(): LedgerNode | null {
+    for (const n of this.nodes.values()) if (n.service.acceptsAppends()) return n;
+    return null;
+  }
+
+  /** A plain grpc-js client (closed by stop()), for calls the typed clients would not make. */
+  rawClient(address: string): grpc.Client {
+    const c = new grpc.Client(address, grpc.credentials.createInsecure());
+    this.#raw.push(c);
+    return c;
+  }
+
+  async stop(): Promise<void> {
+    for (const c of this.#raw) c.close();
+    await Promise.all([...this.nodes.values()].map((n) => n.stop()));
+    rmSync(this.root, { recursive: true, force: true });
+  }
 }
