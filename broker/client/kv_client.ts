@@ -4,6 +4,7 @@ import type { Logger } from "../../raft/base/logger.js";
 import { silentLogger } from "../../raft/base/logger.js";
 import { kvService, type KvCasRequest, type KvCasResponse, type KvGetResponse, type KvPutRequest, type KvPutResponse } from "../api/kv_messages.js";
 import { errorKeys } from "../api/ledger_messages.js";
+import { ChannelPool } from "./channels.js";
 import { retryBackoffMs } from "./ledger_client.js";
 
 export interface KvClientOptions {
@@ -91,11 +92,10 @@ export class KvClient {
   readonly clientId: string;
   private readonly opts: Required<Omit<KvClientOptions, "clientId" | "firstSequence" | "logger">>;
   private readonly log: Logger;
-  private readonly clients = new Map<string, grpc.Client>();
+  private readonly channels = new ChannelPool("KvClient");
   private readonly known: string[];
   private leader: string;
   private sequence: number;
-  private closed = false;
 
   constructor(options: KvClientOptions) {
     if (options.endpoints.length === 0) throw new RangeError("endpoints must name at least one replica");
@@ -175,9 +175,7 @@ export class KvClient {
   }
 
   close(): void {
-    this.closed = true;
-    for (const c of this.clients.values()) c.close();
-    this.clients.clear();
+    this.channels.close();
   }
 
   /* --- Plumbing ------------------------------------------------------------------------------- */
@@ -229,24 +227,9 @@ export class KvClient {
     return false;
   }
 
-  private client(address: string): grpc.Client {
-    if (this.closed) throw new Error("KvClient is closed");
-    let c = this.clients.get(address);
-    if (c === undefined) {
-      c = new grpc.Client(address, grpc.credentials.createInsecure(), { "grpc.max_receive_message_length": 64 * 1024 * 1024 });
-      this.clients.set(address, c);
-    }
-    return c;
-  }
-
-  private unary<Req, Res>(address: string, m: grpc.MethodDefinition<Req, Res>, req: Req, timeoutMs: number): Promise<KvCallOutcome<Res>> {
-    return new Promise((resolve) => {
-      const deadline = new Date(Date.now() + timeoutMs);
-      this.client(address).makeUnaryRequest(m.path, m.requestSerialize, m.responseDeserialize, req, new grpc.Metadata(), { deadline }, (err, value) => {
-        if (err === null && value !== undefined) resolve({ status: "ok", value });
-        else resolve(outcomeOf(err));
-      });
-    });
+  private async unary<Req, Res>(address: string, m: grpc.MethodDefinition<Req, Res>, req: Req, timeoutMs: number): Promise<KvCallOutcome<Res>> {
+    const { err, value } = await this.channels.unary(address, m, req, timeoutMs);
+    return err === null && value !== undefined ? { status: "ok", value } : outcomeOf(err);
   }
 }
 

@@ -14,6 +14,7 @@ import {
   type TransferLeadershipResponse,
 } from "../api/ledger_messages.js";
 import { AppendSession, notConnectedPattern, type CallFailure, type CallResult } from "./append_session.js";
+import { ChannelPool } from "./channels.js";
 
 export interface LedgerClientOptions {
   /** "host:port" client addresses of some or all replicas; the leader is found from them. */
@@ -96,7 +97,7 @@ export class LedgerClient {
   readonly clientId: string;
   private readonly opts: Required<Omit<LedgerClientOptions, "clientId" | "firstSequence" | "logger">>;
   private readonly log: Logger;
-  private readonly clients = new Map<string, grpc.Client>();
+  private readonly channels = new ChannelPool("LedgerClient");
   private readonly sessions = new Map<string, AppendSession>();
   /** Replicas that answered AppendSession with UNIMPLEMENTED: appends go to them unary. */
   private readonly unaryOnly = new Set<string>();
@@ -105,7 +106,6 @@ export class LedgerClient {
   private nextSequence: number;
   private inflight = 0;
   private readonly waiting: (() => void)[] = [];
-  private closed = false;
 
   constructor(options: LedgerClientOptions) {
     if (options.endpoints.length === 0) throw new RangeError("endpoints must name at least one replica");
@@ -233,11 +233,9 @@ export class LedgerClient {
   }
 
   close(): void {
-    this.closed = true;
     for (const s of this.sessions.values()) s.close();
     this.sessions.clear();
-    for (const c of this.clients.values()) c.close();
-    this.clients.clear();
+    this.channels.close();
   }
 
   /* --- Plumbing ------------------------------------------------------------------------------ */
@@ -278,23 +276,12 @@ export class LedgerClient {
   }
 
   private client(address: string): grpc.Client {
-    if (this.closed) throw new Error("LedgerClient is closed");
-    let c = this.clients.get(address);
-    if (c === undefined) {
-      c = new grpc.Client(address, grpc.credentials.createInsecure(), { "grpc.max_receive_message_length": 64 * 1024 * 1024 });
-      this.clients.set(address, c);
-    }
-    return c;
+    return this.channels.get(address);
   }
 
-  private unary<Req, Res>(address: string, m: grpc.MethodDefinition<Req, Res>, req: Req, timeoutMs: number): Promise<CallResult<Res>> {
-    return new Promise((resolve) => {
-      const deadline = new Date(Date.now() + timeoutMs);
-      this.client(address).makeUnaryRequest(m.path, m.requestSerialize, m.responseDeserialize, req, new grpc.Metadata(), { deadline }, (err, value) => {
-        if (err !== null || value === undefined) resolve({ ok: false, failure: toFailure(err) });
-        else resolve({ ok: true, value });
-      });
-    });
+  private async unary<Req, Res>(address: string, m: grpc.MethodDefinition<Req, Res>, req: Req, timeoutMs: number): Promise<CallResult<Res>> {
+    const { err, value } = await this.channels.unary(address, m, req, timeoutMs);
+    return err !== null || value === undefined ? { ok: false, failure: toFailure(err) } : { ok: true, value };
   }
 
   private stream(address: string, reqs: readonly AppendRequest[]): Promise<CallResult<AppendStreamResponse>> {
