@@ -5,22 +5,10 @@ import { silentLogger } from "../../raft/base/logger.js";
 import { kvService, type KvCasRequest, type KvCasResponse, type KvGetResponse, type KvPutRequest, type KvPutResponse } from "../api/kv_messages.js";
 import { errorKeys } from "../api/ledger_messages.js";
 import { ChannelPool } from "./channels.js";
-import { retryBackoffMs } from "./ledger_client.js";
+import { type LeaderFollowingOptions, retryBackoffMs } from "./ledger_client.js";
 
-export interface KvClientOptions {
-  /** "host:port" client addresses of some or all replicas. */
-  readonly endpoints: readonly string[];
-  /** Identifies this writer for deduplication; a random UUID by default. Not shared with a LedgerClient. */
-  readonly clientId?: string;
-  /** First sequence to use (a restarted writer reusing its clientId must continue above its last). */
-  readonly firstSequence?: number;
-  /** Deadline of one attempt of the leader-following calls. */
-  readonly attemptTimeoutMs?: number;
-  /** Deadline of one leader-following operation across all its attempts. */
-  readonly operationTimeoutMs?: number;
-  readonly attemptsMax?: number;
-  readonly logger?: Logger;
-}
+/** The single-shot calls ignore the retry settings; the leader-following ones use them all. */
+export type KvClientOptions = LeaderFollowingOptions;
 
 export const kvClientDefaults = { attemptTimeoutMs: 2000, operationTimeoutMs: 10_000, attemptsMax: 12 } as const;
 

@@ -16,18 +16,23 @@ import {
 import { AppendSession, notConnectedPattern, type CallFailure, type CallResult } from "./append_session.js";
 import { ChannelPool } from "./channels.js";
 
-export interface LedgerClientOptions {
+/** What every leader-following client (LedgerClient, KvClient) is configured with. */
+export interface LeaderFollowingOptions {
   /** "host:port" client addresses of some or all replicas; the leader is found from them. */
   readonly endpoints: readonly string[];
-  /** Identifies this producer for deduplication; a random UUID by default. */
+  /** Identifies this writer for deduplication; a random UUID by default. Not shared between clients. */
   readonly clientId?: string;
-  /** First sequence to use (a restarted producer reusing its clientId must continue above its last). */
+  /** First sequence to use (a restarted writer reusing its clientId must continue above its last). */
   readonly firstSequence?: number;
   /** Deadline of one attempt (one RPC). */
   readonly attemptTimeoutMs?: number;
   /** Deadline of one operation across all its attempts. */
   readonly operationTimeoutMs?: number;
   readonly attemptsMax?: number;
+  readonly logger?: Logger;
+}
+
+export interface LedgerClientOptions extends LeaderFollowingOptions {
   /**
    * Appends in flight at once. Must stay below the server's per-client dedup window (64,
    * ledger_state_machine.ts), or a late retry could find its sequence expired.
@@ -39,7 +44,6 @@ export interface LedgerClientOptions {
    * A replica that does not implement AppendSession is used with unary calls.
    */
   readonly appendRpc?: "session" | "unary";
-  readonly logger?: Logger;
 }
 
 export const ledgerClientDefaults = { attemptTimeoutMs: 2000, operationTimeoutMs: 10_000, attemptsMax: 12, inflightMax: 32, appendRpc: "session" } as const;
