@@ -1,4 +1,6 @@
 import { afterEach, describe, expect, it } from "vitest";
+import * as fs from "node:fs";
+import * as path from "node:path";
 import { DiskOs } from "./disk_os.js";
 import { DiskSim } from "./disk_sim.js";
 import type { Disk } from "./disk.js";
@@ -246,6 +248,57 @@ describe("CommitLog.syncAsync", () => {
     disk.crash();
     const again = open(disk, "/data");
     expect(again.lastIndex()).toBe(2);
+    again.close();
+  });
+});
+
+describe("CommitLog compaction on DiskOs", () => {
+  const segFiles = (dir: string): string[] => fs.readdirSync(path.join(dir, "log")).filter((n) => n.endsWith(".seg") || n.endsWith(".idx")).sort();
+
+  it("removes compacted segments on the thread pool: every compacted file is gone soon after, the rest stay", async () => {
+    const dir = tempDir("cl-compact-bg");
+    temps.push(dir);
+    const log = open(new DiskOs(), dir, { segmentBytes: 4096 });
+    for (let i = 0; i < 10; i++) {
+      log.append(entries(1 + 10 * i, 10, 1, 100));
+      log.sync();
+    }
+    const before = segFiles(dir);
+    expect(before.length).toBeGreaterThan(4);
+    log.saveSnapshot({ meta: { index: 60, term: 1, members: ["n1", "n2", "n3"] }, data: new Uint8Array([1]) }, 50);
+    log.sync();
+    expect(log.firstIndex()).toBe(51);
+    // Segments 1 and 21 end below the first index 51; segment 41 holds it.
+    const kept = before.filter((n) => Number(n.slice(0, 20)) >= 41);
+    let after = segFiles(dir);
+    for (let i = 0; i < 500 && after.length !== kept.length; i++) {
+      await new Promise((r) => setTimeout(r, 2));
+      after = segFiles(dir);
+    }
+    expect(after).toEqual(kept);
+    expect(log.entries(51, 101, 1 << 20).map((e) => e.index)).toEqual(Array.from({ length: 50 }, (_, i) => 51 + i));
+    log.close();
+  });
+
+  it("close() right after a compaction finishes the removals on the spot, so a reopen finds no leftover", () => {
+    const dir = tempDir("cl-compact-close");
+    temps.push(dir);
+    const log = open(new DiskOs(), dir, { segmentBytes: 4096 });
+    for (let i = 0; i < 10; i++) {
+      log.append(entries(1 + 10 * i, 10, 1, 100));
+      log.sync();
+    }
+    const before = segFiles(dir);
+    expect(before.length).toBeGreaterThan(4);
+    log.saveSnapshot({ meta: { index: 60, term: 1, members: ["n1", "n2", "n3"] }, data: new Uint8Array([1]) }, 50);
+    log.sync();
+    log.close();
+    const left = segFiles(dir);
+    expect(left.length).toBeLessThan(before.length);
+    const again = open(new DiskOs(), dir, { segmentBytes: 4096 });
+    expect(again.report.clean).toBe(true);
+    expect(again.firstIndex()).toBe(51);
+    expect(segFiles(dir)).toEqual(left);
     again.close();
   });
 });

@@ -67,6 +67,8 @@ export class CommitLog implements DurableLogStore {
   private closed = false;
   /** True while a syncAsync's fdatasync runs: no write may start until it completes. */
   private syncing = false;
+  /** Compacted segments whose files are being removed off the event loop (syncSave). */
+  private readonly removing = new Set<Segment>();
   private syncsSincePersistedCommit = 0;
   private scratch = new Uint8Array(64 * 1024);
 
@@ -314,6 +316,9 @@ export class CommitLog implements DurableLogStore {
       this.stateFile.write(this.persisted(true));
     }
     for (const seg of this.segments) seg.close();
+    // Compacted segments still being removed in the background go now, on this thread.
+    for (const seg of this.removing) seg.removeNow();
+    this.removing.clear();
     this.stateFile.close();
     this.closed = true;
   }
@@ -415,13 +420,19 @@ export class CommitLog implements DurableLogStore {
     this.origin = { ...this.origin, firstIndex: compactTo + 1, prevTerm: slot.term, prevCrc: slot.headerCrc };
     this.stateFile.write(this.persisted(false));
     this.terms.compactBefore(compactTo + 1);
-    // Rule C1: whole segments below the new first index go; the state already says so.
+    // Rule C1: whole segments below the new first index go; the state already says so, so the
+    // removals are garbage collection: they run off the event loop (unlinking a full 64 MiB
+    // segment took ~17 ms here) and need no directory fsync (recovery removes a leftover).
     let removed = 0;
     while (this.segments.length > 1 && (this.segments[1] as Segment).firstIndex <= compactTo + 1) {
-      (this.segments.shift() as Segment).remove();
+      const seg = this.segments.shift() as Segment;
+      this.removing.add(seg);
+      seg.removeInBackground((err) => {
+        this.removing.delete(seg);
+        if (err !== null) this.config.logger.warn({ err: String(err), firstIndex: seg.firstIndex }, "compacted_segment_remove_failed");
+      });
       removed++;
     }
-    if (removed > 0) this.config.disk.syncDir(this.logDir());
     this.config.logger.info({ compactTo, removedSegments: removed }, "log_compacted");
   }
 

@@ -44,6 +44,13 @@ export interface Disk {
   mkdirs(path: string): void;
   /** Removes file `path` (no error if missing). Durable after syncDir of the parent. */
   remove(path: string): void;
+  /**
+   * The same removal, off the calling thread (DiskOs: the libuv pool): freeing a 64 MiB file's
+   * extents takes ~17 ms on this machine's ext4, a stall the event loop should not take. `done`
+   * runs exactly once, later, with null or the error. Optional: a binding without it is removed
+   * with `remove()`. Only for files nothing will read or recreate under the same name.
+   */
+  removeAsync?(path: string, done: (err: Error | null) => void): void;
   /** Atomically renames a file. Durable after syncDir of the parent. */
   rename(from: string, to: string): void;
   /** fsync of directory `path`: makes its creations, removals and renames durable. */

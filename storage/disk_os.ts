@@ -38,6 +38,10 @@ export class DiskOs implements Disk {
     fs.rmSync(path, { force: true });
   }
 
+  removeAsync(path: string, done: (err: Error | null) => void): void {
+    fs.unlink(path, (err) => done(err === null || err.code === "ENOENT" ? null : new DiskError(path, "remove", { cause: err })));
+  }
+
   rename(from: string, to: string): void {
     try {
       fs.renameSync(from, to);

@@ -70,6 +70,8 @@ export class SlotBuffer {
  * an append costs exactly one write (group commit) — recovery rebuilds them after a crash.
  */
 export class Segment {
+  /** Set by removeNow(): a background removal must not touch the files again. */
+  private removedNow = false;
   readonly firstIndex: number;
   readonly dataPath: string;
   readonly indexPath: string;
@@ -260,6 +262,38 @@ export class Segment {
     this.close();
     this.disk.remove(this.dataPath);
     this.disk.remove(this.indexPath);
+  }
+
+  /**
+   * `remove()` off the event loop where the Disk can (Disk.removeAsync), in the same order. Only
+   * for a segment the log's state already calls garbage (compacted, rule C1), so neither a crash
+   * in between nor a late `done` can matter to recovery. `done` runs exactly once.
+   */
+  removeInBackground(done: (err: Error | null) => void): void {
+    this.close();
+    const removeAsync = this.disk.removeAsync?.bind(this.disk);
+    if (removeAsync === undefined) {
+      try {
+        this.remove();
+      } catch (err) {
+        return done(err instanceof Error ? err : new Error(String(err)));
+      }
+      return done(null);
+    }
+    removeAsync(this.dataPath, (err) => {
+      // removeNow() ran meanwhile (the log closed): both files are gone already.
+      if (err !== null || this.removedNow) return done(err);
+      removeAsync(this.indexPath, done);
+    });
+  }
+
+  /**
+   * Finishes a background removal on the calling thread, so that when the log's close() returns
+   * nothing of it is left to happen: a reopen in the same process lists the directory at once.
+   */
+  removeNow(): void {
+    this.removedNow = true;
+    this.remove();
   }
 
   /**
