@@ -5,6 +5,7 @@ import type { Entry } from "../raft/core/types.js";
 import { decodeKvApplyResult, decodeKvCommand, encodeKvApplyResult, encodeKvCommand, KvOutcome, type KvApplyResult, type KvCommand } from "./kv_entry.js";
 import { decodeClientEntry, encodeClientEntry, EntryFormatError } from "./ledger_entry.js";
 import { LedgerStateMachine } from "./ledger_state_machine.js";
+import { decodeLedgerSnapshot, isBinaryLedgerSnapshot } from "./ledger_snapshot.js";
 
 const bytes = (s: string) => new TextEncoder().encode(s);
 const text = (b: Uint8Array | null | undefined) => (b == null ? null : new TextDecoder().decode(b));
@@ -183,7 +184,7 @@ describe("KV state machine", () => {
       fc.property(fc.uint8Array({ maxLength: 40 }), (tail) => {
         const log = new Log();
         log.kv(put("k", "v"));
-        const before = text(log.sm.snapshot());
+        const before = decodeLedgerSnapshot(log.sm.snapshot());
         const data = Uint8Array.from([2, ...tail]);
         let decodable = true;
         try {
@@ -195,7 +196,7 @@ describe("KV state machine", () => {
         expect(log.sm.appliedIndex).toBe(2);
         if (!decodable) {
           expect(r).toEqual({ kind: "malformed", index: 2, term: 1 });
-          expect(text(log.sm.snapshot())).toBe(before?.replace('"appliedIndex":1', '"appliedIndex":2'));
+          expect(decodeLedgerSnapshot(log.sm.snapshot())).toEqual({ ...before, appliedIndex: 2 });
         }
       }),
       { numRuns: 300 },
@@ -230,7 +231,7 @@ describe("KV state machine: snapshot and restore", () => {
         const b = new Log(bsm);
         for (let i = 0; i < at; i++) b.entries.push(a.entries[i] as Entry);
         for (const c of commands.slice(at)) expect(b.kv(c)).toEqual(a.kv(c));
-        expect(text(b.sm.snapshot())).toBe(text(a.sm.snapshot()));
+        expect(b.sm.snapshot()).toEqual(a.sm.snapshot());
         for (const k of ["a", "b", "c"]) expect(text(b.sm.kv.get(k))).toBe(text(a.sm.kv.get(k)));
       }),
       { numRuns: 200 },
@@ -252,11 +253,27 @@ describe("KV state machine: snapshot and restore", () => {
     const round = new LedgerStateMachine();
     round.restore({ meta: { index: 5, term: 1, members: ["n1"] }, data: sm.snapshot() });
     expect(text(round.kv.get("k"))).toBe("v");
-    expect(JSON.parse(text(sm.snapshot()) ?? "").v).toBe(2);
+    expect(isBinaryLedgerSnapshot(sm.snapshot())).toBe(true);
+  });
+
+  it("restores a version-2 (JSON) snapshot, KV map included, and writes it back as version 3", () => {
+    const v2 = { v: 2, appliedIndex: 4, appliedTerm: 2, clients: [["c", 1, [[2, 3, 2, KvOutcome.written]]]], duplicates: [], kv: [["k", Buffer.from("v").toString("base64")]] };
+    const sm = new LedgerStateMachine();
+    sm.restore({ meta: { index: 4, term: 2, members: ["n1"] }, data: bytes(JSON.stringify(v2)) });
+    expect(text(sm.kv.get("k"))).toBe("v");
+    expect(sm.lookup("c", 2)).toEqual({ kind: "duplicate", index: 3, term: 2, outcome: KvOutcome.written });
+    expect(sm.lookup("c", 1)).toEqual({ kind: "expired", floor: 1 });
+    const round = new LedgerStateMachine();
+    round.restore({ meta: { index: 4, term: 2, members: ["n1"] }, data: sm.snapshot() });
+    expect(round.lookup("c", 2)).toEqual(sm.lookup("c", 2));
+    expect(text(round.kv.get("k"))).toBe("v");
   });
 
   it("refuses a snapshot of an unknown version", () => {
-    const bad = { v: 3, appliedIndex: 0, appliedTerm: 0, clients: [], duplicates: [] };
-    expect(() => new LedgerStateMachine().restore({ meta: { index: 0, term: 0, members: ["n1"] }, data: bytes(JSON.stringify(bad)) })).toThrow(/version 3, expected 1 or 2/);
+    const bad = { v: 9, appliedIndex: 0, appliedTerm: 0, clients: [], duplicates: [] };
+    expect(() => new LedgerStateMachine().restore({ meta: { index: 0, term: 0, members: ["n1"] }, data: bytes(JSON.stringify(bad)) })).toThrow(/version 9, expected 1, 2 or 3/);
+    const binary = new LedgerStateMachine().snapshot();
+    binary[4] = 4;
+    expect(() => new LedgerStateMachine().restore({ meta: { index: 0, term: 0, members: ["n1"] }, data: binary })).toThrow(/version 4, expected 1, 2 or 3/);
   });
 });

@@ -75,15 +75,22 @@ export class KvStore {
     return [...this.map].map(([k, v]) => [k, Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString("base64")] as const);
   }
 
+  /** The map itself, read-only, in insertion order (for the binary snapshot). */
+  entries(): ReadonlyMap<string, Uint8Array> {
+    return this.map;
+  }
+
   /** Replaces the map with a snapshot's (an absent `kv`, from snapshot version 1, is an empty map). */
   restoreJson(json: KvSnapshotJson | undefined): void {
     const map = new Map<string, Uint8Array>();
+    for (const [k, b64] of json ?? []) map.set(k, new Uint8Array(Buffer.from(b64, "base64")));
+    this.restoreMap(map);
+  }
+
+  /** Takes over `map` (from a snapshot) as the whole map. */
+  restoreMap(map: Map<string, Uint8Array>): void {
     let bytes = 0;
-    for (const [k, b64] of json ?? []) {
-      const v = new Uint8Array(Buffer.from(b64, "base64"));
-      map.set(k, v);
-      bytes += Buffer.byteLength(k, "utf8") + v.byteLength;
-    }
+    for (const [k, v] of map) bytes += Buffer.byteLength(k, "utf8") + v.byteLength;
     // A snapshot holds what a replica with these limits applied, so it fits them; a mismatch
     // means the replicas run with different limits, which would break determinism.
     assert(map.size <= this.limits.keysMax, `kv snapshot of ${map.size} keys exceeds keysMax ${this.limits.keysMax}`);

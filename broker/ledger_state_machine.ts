@@ -3,6 +3,7 @@ import type { Entry, Snapshot } from "../raft/core/types.js";
 import type { StateMachine } from "../raft/replica/contracts.js";
 import { decodeKvCommand, encodeKvApplyResult, type KvCommand, type KvOutcome } from "./kv_entry.js";
 import { KvStore, type KvLimits, type KvSnapshotJson } from "./kv_store.js";
+import { decodeLedgerSnapshot, encodeLedgerSnapshot, isBinaryLedgerSnapshot } from "./ledger_snapshot.js";
 import { ApplyKind, decodeClientEntry, encodeApplyResult, EntryFormatError, kvEntryVersion, type ApplyResult, type ClientEntry } from "./ledger_entry.js";
 
 /**
@@ -65,8 +66,11 @@ export type Lookup =
   | { readonly kind: "duplicate"; readonly index: number; readonly term: number; readonly outcome?: KvOutcome }
   | { readonly kind: "expired"; readonly floor: number };
 
-/** Snapshot format version; restore accepts this one and 1 (before the KV map), refuses others. */
-const snapshotVersion = 2;
+/**
+ * Snapshots are written in the binary version 3 (ledger_snapshot.ts); restore also reads the
+ * JSON versions 1 (before the KV map) and 2 that earlier releases wrote, and refuses others.
+ */
+const jsonSnapshotVersions = [1, 2];
 
 interface SnapshotJson {
   readonly v: number;
@@ -219,20 +223,27 @@ export class LedgerStateMachine implements StateMachine {
   }
 
   snapshot(): Uint8Array {
-    const json: SnapshotJson = {
-      v: snapshotVersion,
-      appliedIndex: this.appliedIndexValue,
-      appliedTerm: this.appliedTermValue,
-      clients: [...this.clients].map(([id, c]) => [id, c.floor, [...c.sequences].map(([s, a]) => (a.outcome === undefined ? ([s, a.index, a.term] as const) : ([s, a.index, a.term, a.outcome] as const)))] as const),
-      duplicates: [...this.duplicates],
-      kv: this.kv.toJson(),
-    };
-    return new TextEncoder().encode(JSON.stringify(json));
+    return encodeLedgerSnapshot({ appliedIndex: this.appliedIndexValue, appliedTerm: this.appliedTermValue, clients: this.clients, duplicates: this.duplicates, kv: this.kv.entries() });
   }
 
   restore(snapshot: Snapshot): void {
+    if (isBinaryLedgerSnapshot(snapshot.data)) {
+      const s = decodeLedgerSnapshot(snapshot.data);
+      assert(s.appliedIndex === snapshot.meta.index, `ledger snapshot at ${s.appliedIndex}, meta says ${snapshot.meta.index}`);
+      this.kv.restoreMap(s.kv);
+      this.clients = s.clients;
+      this.duplicates = s.duplicates;
+      this.appliedIndexValue = s.appliedIndex;
+      this.appliedTermValue = s.appliedTerm;
+      return;
+    }
+    this.restoreJson(snapshot);
+  }
+
+  /** Versions 1 and 2, as earlier releases wrote them. */
+  private restoreJson(snapshot: Snapshot): void {
     const json = JSON.parse(new TextDecoder().decode(snapshot.data)) as SnapshotJson;
-    assert(json.v === snapshotVersion || json.v === 1, `ledger snapshot version ${json.v}, expected 1 or ${snapshotVersion}`);
+    assert(jsonSnapshotVersions.includes(json.v), `ledger snapshot version ${json.v}, expected 1, 2 or 3`);
     assert(json.appliedIndex === snapshot.meta.index, `ledger snapshot at ${json.appliedIndex}, meta says ${snapshot.meta.index}`);
     const clients = new Map<string, ClientRecord>();
     for (const [id, floor, seqs] of json.clients) {
