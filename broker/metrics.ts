@@ -1,4 +1,4 @@
-import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { SoftState } from "../raft/core/types.js";
 import type { ReplicaHooks } from "../raft/replica/replica.js";
 
@@ -31,8 +31,14 @@ export class ReplicaMetrics {
   private readonly appendSeconds: Histogram;
   private readonly refusedRpcs: Counter<"type">;
 
-  constructor(source: MetricsSource, labels: { readonly group: string; readonly replica: string }) {
+  /**
+   * `processMetrics`: also export prom-client's Node.js process metrics (event-loop lag, GC
+   * pauses, heap, CPU) — for the one replica a `dledger start` process runs; off where several
+   * replicas share a process (tests), since those figures are per process.
+   */
+  constructor(source: MetricsSource, labels: { readonly group: string; readonly replica: string }, options: { readonly processMetrics?: boolean } = {}) {
     this.registry.setDefaultLabels(labels);
+    if (options.processMetrics === true) collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: 5 });
     const r = [this.registry];
     const gauge = (name: string, help: string, read: () => number) =>
       new Gauge({ name, help, registers: r, collect() { this.set(read()); } });

@@ -97,7 +97,7 @@ async function runNode(config: ReturnType<typeof resolveStartConfig>): Promise<v
   process.on("unhandledRejection", fatal);
   let node: LedgerNode;
   try {
-    node = await LedgerNode.start({ config, logger, prngSeed: randomInt(2 ** 31), ...chaosClock(logger) });
+    node = await LedgerNode.start({ config, logger, prngSeed: randomInt(2 ** 31), processMetrics: true, ...chaosClock(logger) });
   } catch (e) {
     root.error({ err: e }, "start_failed");
     err(`dledger start: ${e instanceof Error ? e.message : String(e)}`);

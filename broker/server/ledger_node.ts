@@ -26,6 +26,8 @@ export interface LedgerNodeOptions {
   readonly prngSeed: number;
   /** Largest encoded entry; the Raft core's default (4 MiB) when absent. */
   readonly entryBytesMax?: number;
+  /** Export the process's Node.js metrics (event-loop lag, GC, heap) too: one replica per process only. */
+  readonly processMetrics?: boolean;
 }
 
 /** How long a graceful stop lets in-flight client calls finish before cancelling them. */
@@ -74,7 +76,7 @@ export class LedgerNode {
       if (replica === null) throw new Error("metrics scraped before the replica exists");
       return replica.status();
     };
-    const metrics = new ReplicaMetrics({ status }, { group: config.group, replica: config.id });
+    const metrics = new ReplicaMetrics({ status }, { group: config.group, replica: config.id }, { processMetrics: opts.processMetrics === true });
     const transport = members.length > 1 ? createTransport(config, groupLog, clock) : null;
     replica = new Replica({
       config: {
