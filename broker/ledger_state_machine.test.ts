@@ -111,6 +111,23 @@ describe("ledger state machine: snapshot and restore", () => {
     );
   });
 
+  it("applying without wanting the result (a follower) changes the state exactly as applying with it", () => {
+    fc.assert(
+      fc.property(fc.array(fc.record({ c: fc.constantFrom("a", "b", ""), s: fc.integer({ min: 1, max: 9 }), noop: fc.boolean() }), { minLength: 1, maxLength: 50 }), (ops) => {
+        const entries = logOf(ops.map((o) => (o.noop ? { noop: true as const, term: 1 } : { clientId: o.c, sequence: o.c === "" ? 0 : o.s, term: 1 })));
+        const limits = { clientsMax: 2, sequencesPerClientMax: 3, duplicatesMax: 4 };
+        const leader = new LedgerStateMachine(limits);
+        const follower = new LedgerStateMachine(limits);
+        for (const e of entries) {
+          expect(leader.apply(e, true).byteLength).toBeGreaterThan(0);
+          expect(follower.apply(e, false).byteLength).toBe(0);
+        }
+        expect(follower.snapshot()).toEqual(leader.snapshot());
+      }),
+      { numRuns: 200 },
+    );
+  });
+
   it("refuses a snapshot whose applied index disagrees with its meta", () => {
     const a = new LedgerStateMachine();
     applyAll(a, logOf([{ noop: true, term: 1 }]));

@@ -1,7 +1,7 @@
 import { assert } from "../raft/base/assert.js";
 import type { Entry, Snapshot } from "../raft/core/types.js";
 import type { StateMachine } from "../raft/replica/contracts.js";
-import { decodeKvCommand, encodeKvApplyResult, type KvCommand, type KvOutcome } from "./kv_entry.js";
+import { decodeKvCommand, encodeKvApplyResult, type KvApplyResult, type KvCommand, type KvOutcome } from "./kv_entry.js";
 import { KvStore, type KvLimits, type KvSnapshotJson } from "./kv_store.js";
 import { decodeLedgerSnapshot, encodeLedgerSnapshot, isBinaryLedgerSnapshot } from "./ledger_snapshot.js";
 import { ApplyKind, decodeClientEntry, encodeApplyResult, EntryFormatError, kvEntryVersion, type ApplyResult, type ClientEntry } from "./ledger_entry.js";
@@ -84,6 +84,9 @@ interface SnapshotJson {
   readonly kv?: KvSnapshotJson;
 }
 
+/** What apply returns when no proposer waits for the result (StateMachine.apply's wantResult). */
+const noResult = new Uint8Array(0);
+
 export class LedgerStateMachine implements StateMachine {
   private readonly limits: DedupLimits;
   /** The KV map of dledger.v1.Kv; changed only by apply and restore. */
@@ -113,12 +116,12 @@ export class LedgerStateMachine implements StateMachine {
     return this.clients.size;
   }
 
-  apply(entry: Entry): Uint8Array {
+  apply(entry: Entry, wantResult = true): Uint8Array {
     assert(entry.index === this.appliedIndexValue + 1, `apply ${entry.index} after ${this.appliedIndexValue}`);
     this.appliedIndexValue = entry.index;
     this.appliedTermValue = entry.term;
-    if (entry.type === "noop") return encodeApplyResult({ kind: ApplyKind.noop, index: entry.index, term: entry.term });
-    if (entry.data[0] === kvEntryVersion) return this.applyKv(entry);
+    if (entry.type === "noop") return wantResult ? encodeApplyResult({ kind: ApplyKind.noop, index: entry.index, term: entry.term }) : noResult;
+    if (entry.data[0] === kvEntryVersion) return this.applyKv(entry, wantResult);
     let e: ClientEntry;
     try {
       e = decodeClientEntry(entry.data);
@@ -126,9 +129,10 @@ export class LedgerStateMachine implements StateMachine {
       // The leader validates before proposing, so only a bug gets here; applying it as a no-op
       // keeps every replica identical instead of stopping the whole group.
       if (!(err instanceof EntryFormatError)) throw err;
-      return encodeApplyResult({ kind: ApplyKind.malformed, index: entry.index, term: entry.term });
+      return wantResult ? encodeApplyResult({ kind: ApplyKind.malformed, index: entry.index, term: entry.term }) : noResult;
     }
-    return encodeApplyResult(this.applyClientEntry(entry, e));
+    const r = this.applyClientEntry(entry, e);
+    return wantResult ? encodeApplyResult(r) : noResult;
   }
 
   private applyClientEntry(entry: Entry, e: ClientEntry): ApplyResult {
@@ -151,30 +155,31 @@ export class LedgerStateMachine implements StateMachine {
    * A KV command: the dedup rules of a client entry, then the map. Every replica reaches the
    * same answer, so a malformed, duplicate or refused command is a deterministic no-op.
    */
-  private applyKv(entry: Entry): Uint8Array {
+  private applyKv(entry: Entry, wantResult: boolean): Uint8Array {
+    const encode = (r: KvApplyResult): Uint8Array => (wantResult ? encodeKvApplyResult(r) : noResult);
     const at = { index: entry.index, term: entry.term };
     let c: KvCommand;
     try {
       c = decodeKvCommand(entry.data);
     } catch (err) {
       if (!(err instanceof EntryFormatError)) throw err;
-      return encodeKvApplyResult({ kind: "malformed", ...at });
+      return encode({ kind: "malformed", ...at });
     }
     if (c.clientId !== "") {
       const found = this.lookup(c.clientId, c.sequence);
       if (found.kind === "duplicate") {
         this.rememberDuplicate(entry.index, found.index);
-        if (found.outcome === undefined) return encodeKvApplyResult({ kind: "identityClash", ...at });
-        return encodeKvApplyResult({ kind: "duplicate", outcome: found.outcome, index: found.index, term: found.term, current: null });
+        if (found.outcome === undefined) return encode({ kind: "identityClash", ...at });
+        return encode({ kind: "duplicate", outcome: found.outcome, index: found.index, term: found.term, current: null });
       }
       if (found.kind === "expired") {
         this.rememberDuplicate(entry.index, 0);
-        return encodeKvApplyResult({ kind: "expired", ...at });
+        return encode({ kind: "expired", ...at });
       }
     }
     const x = this.kv.execute(c);
     if (c.clientId !== "") this.record(c.clientId, c.sequence, { ...at, outcome: x.outcome });
-    return encodeKvApplyResult({ kind: "done", outcome: x.outcome, ...at, current: x.current });
+    return encode({ kind: "done", outcome: x.outcome, ...at, current: x.current });
   }
 
   /** Whether (clientId, sequence) was applied (and, for a KV command, its outcome). Pure: does not touch recency. */

@@ -7,9 +7,12 @@ import type { Entry, ReplicaId, Rpc, Snapshot, SnapshotMeta } from "../core/type
 export interface StateMachine {
   /**
    * Applies one committed entry (noop entries included, so the machine sees every index).
-   * Returns the result handed to the proposer, if this replica proposed it.
+   * Returns the result handed to the proposer, if this replica proposed it. `wantResult` is
+   * false when no proposer waits here (a follower, or a leader applying an earlier leader's
+   * entry): the machine must change its state exactly the same way, but may skip encoding the
+   * result and return an empty array.
    */
-  apply(entry: Entry): Uint8Array;
+  apply(entry: Entry, wantResult?: boolean): Uint8Array;
   /** The state after the last applied entry, as bytes. */
   snapshot(): Uint8Array;
   /** Replaces the whole state with a snapshot's. */

@@ -57,7 +57,7 @@ class AsyncSyncStore extends MemoryLogStore {
   }
 }
 
-function group(n = 3, everyEntries = 1000, electionTicks = 10, asyncSync = false) {
+function group(n = 3, everyEntries = 1000, electionTicks = 10, asyncSync = false, inlineSyncEntriesMax = 0) {
   const clock = new ManualClock();
   const net = new LocalNetwork(clock);
   const ids = Array.from({ length: n }, (_, i) => `n${i + 1}`);
@@ -79,6 +79,7 @@ function group(n = 3, everyEntries = 1000, electionTicks = 10, asyncSync = false
       prng: prng.fork(),
       tickMs: 10,
       snapshots: { everyEntries, keepEntries: 2 },
+      inlineSyncEntriesMax,
     });
     replicas.set(id, r);
   }
@@ -277,6 +278,27 @@ describe("Replica driver", () => {
     slowStore.release();
     g.clock.advance(100);
     expect(leader.status().matches[slow]).toBe(out.index);
+  });
+
+  it("a follower fsyncs a small Ready on the event loop (no thread-pool round trip) and a large one off it", async () => {
+    const g = group(3, 1000, 10, true, 4);
+    g.clock.advance(500);
+    const leader = g.leader()!;
+    const followers = g.ids.filter((id) => id !== leader.id).map((id) => g.stores.get(id) as AsyncSyncStore);
+    for (const f of followers) f.held = true;
+    const one = leader.propose(enc("a"));
+    g.clock.advance(20);
+    // Held stores would keep an off-loop fsync pending: the followers synced in place and acked.
+    for (const f of followers) {
+      expect(f.pendingSyncs).toBe(0);
+      expect(f.unsyncedWrites()).toBe(0);
+    }
+    expect((await g.settle(one)).ok).toBe(true);
+    const many = Array.from({ length: 12 }, (_, i) => leader.propose(enc(`b${i}`)));
+    g.clock.advance(20);
+    expect(followers.some((f) => f.pendingSyncs > 0)).toBe(true);
+    for (const f of followers) f.release();
+    for (const p of many) expect((await g.settle(p)).ok).toBe(true);
   });
 
   it("with an off-loop fsync, stop() answers the calls deferred during the fsync", async () => {
