@@ -161,18 +161,7 @@ function alive(c: ChildProcess): boolean {
   return c.pid !== undefined && c.exitCode === null && c.signalCode === null;
 }
 
-/** A loopback port that was free a moment ago (the OS may hand it out again; callers accept the race). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const a = s.address();
-      const port = typeof a === "object" && a !== null ? a.port : 0;
-      s.close(() => resolve(port));
-    });
-  });
-}
+export { freePort } from "../../raft/transport/ports.js";
 
 /** Whether `cmd` is on PATH (a peer is compared only when installed). */
 export function onPath(cmd: string): string | null {

@@ -15,7 +15,7 @@ import { stringify } from "yaml";
 import { ledgerService, type AppendStreamResponse } from "../api/ledger_messages.js";
 import { LedgerClient, type AppendOutcome } from "../client/ledger_client.js";
 import { spawnReplica, type ClusterMember } from "./cluster_runner.js";
-import { freePort, waitFor } from "./test_helpers.js";
+import { freePort, randomLoopbackHost, waitFor } from "./test_helpers.js";
 import { ensureBuilt, repoRoot } from "./test_build.js";
 
 const text = (s: string) => new TextEncoder().encode(s);
@@ -47,14 +47,16 @@ class Group {
     const g = new Group(mkdtempSync(join(tmpdir(), "dledger-proc-")));
     cleanups.push(() => rmSync(g.dir, { recursive: true, force: true }));
     const ids = ["n1", "n2", "n3"];
+    // A loopback address of its own: no port clash with the test files running alongside.
+    const host = randomLoopbackHost();
     const peers: Record<string, string> = {};
     const clients: Record<string, string> = {};
     for (const id of ids) {
-      peers[id] = `127.0.0.1:${await freePort()}`;
-      clients[id] = `127.0.0.1:${await freePort()}`;
+      peers[id] = `${host}:${await freePort(host)}`;
+      clients[id] = `${host}:${await freePort(host)}`;
     }
     for (const id of ids) {
-      const metrics = `127.0.0.1:${await freePort()}`;
+      const metrics = `${host}:${await freePort(host)}`;
       const m: ClusterMember = { id, client: clients[id] as string, peer: peers[id] as string, metrics, configPath: join(g.dir, `${id}.yaml`), logPath: join(g.dir, `${id}.log`) };
       const config = { group: "g1", id, dataDir: join(g.dir, id), listen: { peer: m.peer, client: m.client, metrics }, peers, clients, ...(snapshots === null ? {} : { snapshots }) };
       writeFileSync(m.configPath, stringify(config));
@@ -63,10 +65,22 @@ class Group {
     (g as { client: LedgerClient }).client = new LedgerClient({ endpoints: Object.values(clients), attemptTimeoutMs: 1000, operationTimeoutMs: 20_000 });
     cleanups.unshift(() => g.client.close());
     for (const id of ids) g.startReplica(id);
-    await g.leader();
-    // Every replica serving its client port and past the leader's no-op.
-    await g.converged(1);
+    try {
+      await g.leader();
+      // Every replica serving its client port and past the leader's no-op.
+      await g.converged(1);
+      const dead = ids.filter((id) => !g.alive(id));
+      if (dead.length > 0) throw new Error(`replicas ${dead.join(", ")} exited during start`);
+    } catch (err) {
+      throw g.withLogs(err);
+    }
     return g;
+  }
+
+  /** `err` with the tail of every replica's log appended: the directory is gone after the run. */
+  withLogs(err: unknown): Error {
+    const tails = this.members.map((m) => `--- ${m.id} (${this.alive(m.id) ? "running" : "exited"}) ---\n${this.log(m.id).split("\n").slice(-15).join("\n")}`);
+    return new Error(`${err instanceof Error ? err.message : String(err)}\n${tails.join("\n")}`, { cause: err });
   }
 
   member(id: string): ClusterMember {
@@ -173,9 +187,13 @@ describe("real processes: failover, restart, retries, bad input", () => {
     const old = await g.leader();
     const atKill = l.acked.length;
     expect((await g.signal(old, "SIGKILL")).signal).toBe("SIGKILL");
-    await waitFor("200 more acknowledged appends after the kill", () => l.acked.length >= atKill + 200, 20_000);
+    await waitFor("200 more acknowledged appends after the kill", () => l.acked.length >= atKill + 200, 20_000).catch((e: unknown) => {
+      throw g.withLogs(e);
+    });
     await l.stop();
-    const now = await g.leader();
+    const now = await g.leader().catch((e: unknown) => {
+      throw g.withLogs(e);
+    });
     expect(now).not.toBe(old);
     // Every acknowledged append is in the new leader's log, at its index, exactly once.
     const commit = (await g.client.metadata({ endpoint: g.member(now).client })).commitIndex;

@@ -1,25 +1,14 @@
 /** Helpers shared by the broker's server tests: free loopback ports, bounded waits, configs, an in-process group. */
 import { mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { silentLogger } from "../../raft/base/logger.js";
+import { freePort, randomLoopbackHost } from "../../raft/transport/ports.js";
 import { validateNodeConfig, type NodeConfig } from "../node_config.js";
 import { LedgerNode } from "./ledger_node.js";
 
-/** A port that was free a moment ago on 127.0.0.1 (the OS may reuse it; tests accept the race). */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const a = server.address();
-      const port = typeof a === "object" && a !== null ? a.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
+export { freePort, randomLoopbackHost } from "../../raft/transport/ports.js";
 
 /** Polls `condition` every 10 ms until true; throws naming `what` after `timeoutMs`. */
 export async function waitFor(what: string, condition: () => boolean | Promise<boolean>, timeoutMs = 15_000): Promise<void> {
@@ -37,14 +26,15 @@ export interface GroupLayout {
   readonly client: Readonly<Record<string, string>>;
 }
 
-/** Picks free ports for an n-replica group on loopback. */
+/** Picks free ports for an n-replica group on a loopback address of its own (raft/transport/ports.ts). */
 export async function layoutGroup(n: number): Promise<GroupLayout> {
   const ids = Array.from({ length: n }, (_, i) => `n${i + 1}`);
+  const host = randomLoopbackHost();
   const peer: Record<string, string> = {};
   const client: Record<string, string> = {};
   for (const id of ids) {
-    peer[id] = `127.0.0.1:${await freePort()}`;
-    client[id] = `127.0.0.1:${await freePort()}`;
+    peer[id] = `${host}:${await freePort(host)}`;
+    client[id] = `${host}:${await freePort(host)}`;
   }
   return { ids, peer, client };
 }

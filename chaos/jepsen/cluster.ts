@@ -28,7 +28,6 @@
  */
 import { spawn, type ChildProcess, type SpawnOptions } from "node:child_process";
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, renameSync, statSync, writeFileSync, fstatSync } from "node:fs";
-import { createServer } from "node:net";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { stringify } from "yaml";
@@ -38,6 +37,7 @@ import type { ChaosCluster, ChaosNode, ClusterCapabilities, Corruption, NodeId, 
 import { corruptCommittedEntry, repairCorruption } from "./corruption.js";
 import { probeNetem, probeNetns, TestNetwork } from "./netns.js";
 import { AgentProbe, DirectProbe, type ReplicaProbe } from "./replica_probe.js";
+import { freePort } from "../../raft/transport/ports.js";
 
 /** The flag the inner process of a netns run receives: `--inside-netns <runId>`. */
 export const insideNetnsFlag = "--inside-netns";
@@ -267,18 +267,6 @@ interface ReplicaSlot {
   expectExit: boolean;
 }
 
-/** Frees a port number on 127.0.0.1 (process-only mode; the OS picks, we release and reuse it). */
-function freePort(): Promise<number> {
-  return new Promise((done, fail) => {
-    const server = createServer();
-    server.once("error", fail);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      const port = typeof address === "object" && address !== null ? address.port : 0;
-      server.close(() => done(port));
-    });
-  });
-}
 
 /** The last `lines` lines of a log file (reads at most its last 64 KiB). */
 export function logTail(path: string, lines: number = chaosClusterDefaults.logTailLines): string {

@@ -1,10 +1,9 @@
 /**
- * The gRPC peer transport over real loopback sockets (127.0.0.1, ephemeral ports), no mocks.
+ * The gRPC peer transport over real loopback sockets (127.0.0.1, ports from ports.ts), no mocks.
  * Every wait is bounded by a timeout and ends on an observed event, never on elapsed time.
  */
 import { execFileSync, spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -15,6 +14,7 @@ import type { Logger } from "../base/logger.js";
 import type { Entry, ReplicaId, Rpc } from "../core/types.js";
 import { encodeFrame } from "./codec.js";
 import { GrpcTransport } from "./grpc_transport.js";
+import { freePort } from "./ports.js";
 import { TransportConfigError, type GrpcTransportOptions, type TransportTls } from "./transport_config.js";
 
 /* --- Harness -------------------------------------------------------------------------------- */
@@ -67,17 +67,6 @@ function recordingLogger(lines: LogLine[], bindings: Record<string, unknown> = {
   };
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      const port = typeof address === "object" && address !== null ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 async function waitFor(what: string, condition: () => boolean, timeoutMs = 20_000): Promise<void> {
   const deadline = performance.now() + timeoutMs;
