@@ -36,9 +36,27 @@ export class EntryFormatError extends Error {
 const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: true });
 
+/**
+ * UTF-8 of recent clientIds. A producer sends many appends under one id, and encoding it twice
+ * per append (size check, then the entry) was 4% of a leader's CPU at 30k appends/s. Bounded:
+ * cleared when full; ids over the limit are not kept (they are refused anyway).
+ */
+const idBytesCache = new Map<string, Uint8Array>();
+const idBytesCacheMax = 4096;
+
+function idBytes(clientId: string): Uint8Array {
+  let b = idBytesCache.get(clientId);
+  if (b === undefined) {
+    b = encoder.encode(clientId);
+    if (idBytesCache.size >= idBytesCacheMax) idBytesCache.clear();
+    if (b.byteLength <= clientIdBytesMax) idBytesCache.set(clientId, b);
+  }
+  return b;
+}
+
 /** Header bytes an entry with `clientId` adds to its body. */
 export function entryOverheadBytes(clientId: string): number {
-  return fixedBytes + encoder.encode(clientId).byteLength;
+  return fixedBytes + idBytes(clientId).byteLength;
 }
 
 /**
@@ -46,7 +64,7 @@ export function entryOverheadBytes(clientId: string): number {
  * command bytes). Throws EntryFormatError for a clientId/sequence that break the rules above.
  */
 export function encodeClientEntry(e: ClientEntry, version: typeof entryVersion | typeof kvEntryVersion = entryVersion): Uint8Array {
-  const id = encoder.encode(e.clientId);
+  const id = idBytes(e.clientId);
   checkIdentity(id.byteLength, e.sequence);
   const out = new Uint8Array(fixedBytes + id.byteLength + e.body.byteLength);
   const view = new DataView(out.buffer);

@@ -1,6 +1,6 @@
-import CRC32 from "crc-32";
 import { assert, isCount } from "../base/assert.js";
 import type { Entry, EntryType, ReplicaId, Rpc, RpcType, SnapshotMeta } from "../core/types.js";
+import { crc32 } from "../base/crc32.js";
 
 /**
  * The peer wire format: a frame carries a batch of Raft RPCs from one replica to one other replica
@@ -247,7 +247,7 @@ export function encodeFrame(header: FrameHeader, rpcs: readonly Rpc[]): Uint8Arr
   w.u32(rpcs.length);
   for (const rpc of rpcs) writeRpc(w, rpc);
   assert(w.position === size - crcBytes, `frame size mismatch: wrote ${w.position + crcBytes} of ${size} bytes`);
-  w.u32(CRC32.buf(w.bytes.subarray(0, size - crcBytes)) >>> 0);
+  w.u32(crc32(w.bytes.subarray(0, size - crcBytes)));
   return w.bytes;
 }
 
@@ -470,7 +470,7 @@ function checkEnvelope(bytes: Uint8Array, options: DecodeOptions): number {
   }
   const end = length - crcBytes;
   const expected = view.getUint32(end, true);
-  const actual = CRC32.buf(bytes.subarray(0, end)) >>> 0;
+  const actual = crc32(bytes.subarray(0, end));
   if (expected !== actual) {
     throw new FrameError(FrameErrorKind.crcMismatch, `crc 0x${actual.toString(16)} over ${end} bytes, frame says 0x${expected.toString(16)}`);
   }
