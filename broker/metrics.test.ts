@@ -37,4 +37,15 @@ describe("replica metrics", () => {
     expect(value(text, "dledger_leader_changes_total")).toBe(1);
     expect(value(text, 'dledger_fsync_seconds_count{group="g1",replica="n1"}')).toBe(1);
   });
+
+  it("exports the process's Node.js metrics (event-loop lag, GC, heap) only when asked", async () => {
+    const { src } = source();
+    const plain = await new ReplicaMetrics(src, { group: "g1", replica: "n1" }).text();
+    expect(plain).not.toContain("nodejs_eventloop_lag");
+    const m = new ReplicaMetrics(src, { group: "g1", replica: "n1" }, { processMetrics: true });
+    const text = await m.text();
+    expect(value(text, 'nodejs_eventloop_lag_p99_seconds{group="g1",replica="n1"}')).toBeGreaterThanOrEqual(0);
+    expect(text).toContain("nodejs_heap_size_used_bytes");
+    expect(text).toContain("process_cpu_seconds_total");
+  });
 });
