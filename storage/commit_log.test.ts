@@ -254,10 +254,8 @@ describe("CommitLog.syncAsync", () => {
 
 describe("CommitLog compaction on DiskOs", () => {
   const segFiles = (dir: string): string[] => fs.readdirSync(path.join(dir, "log")).filter((n) => n.endsWith(".seg") || n.endsWith(".idx")).sort();
-
-  it("removes compacted segments on the thread pool: every compacted file is gone soon after, the rest stay", async () => {
-    const dir = tempDir("cl-compact-bg");
-    temps.push(dir);
+  /** 100 entries over 5 small segments, then a snapshot at 60 compacting to 50. */
+  const compacted = (dir: string) => {
     const log = open(new DiskOs(), dir, { segmentBytes: 4096 });
     for (let i = 0; i < 10; i++) {
       log.append(entries(1 + 10 * i, 10, 1, 100));
@@ -267,6 +265,13 @@ describe("CommitLog compaction on DiskOs", () => {
     expect(before.length).toBeGreaterThan(4);
     log.saveSnapshot({ meta: { index: 60, term: 1, members: ["n1", "n2", "n3"] }, data: new Uint8Array([1]) }, 50);
     log.sync();
+    return { log, before };
+  };
+
+  it("removes compacted segments on the thread pool: every compacted file is gone soon after, the rest stay", async () => {
+    const dir = tempDir("cl-compact-bg");
+    temps.push(dir);
+    const { log, before } = compacted(dir);
     expect(log.firstIndex()).toBe(51);
     // Segments 1 and 21 end below the first index 51; segment 41 holds it.
     const kept = before.filter((n) => Number(n.slice(0, 20)) >= 41);
@@ -283,15 +288,7 @@ describe("CommitLog compaction on DiskOs", () => {
   it("close() right after a compaction finishes the removals on the spot, so a reopen finds no leftover", () => {
     const dir = tempDir("cl-compact-close");
     temps.push(dir);
-    const log = open(new DiskOs(), dir, { segmentBytes: 4096 });
-    for (let i = 0; i < 10; i++) {
-      log.append(entries(1 + 10 * i, 10, 1, 100));
-      log.sync();
-    }
-    const before = segFiles(dir);
-    expect(before.length).toBeGreaterThan(4);
-    log.saveSnapshot({ meta: { index: 60, term: 1, members: ["n1", "n2", "n3"] }, data: new Uint8Array([1]) }, 50);
-    log.sync();
+    const { log, before } = compacted(dir);
     log.close();
     const left = segFiles(dir);
     expect(left.length).toBeLessThan(before.length);
