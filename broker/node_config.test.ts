@@ -15,7 +15,7 @@ const good = {
 describe("node config", () => {
   it("accepts a valid config, fills defaults and freezes it", () => {
     const c = validateNodeConfig(good);
-    expect(c.raft).toEqual({ tickMs: 5, electionTicks: 60, heartbeatTicks: 6, leaderLostSpreadTicks: 10, preferredLeader: null });
+    expect(c.raft).toEqual({ tickMs: 5, electionTicks: 60, heartbeatTicks: 6, leaderLostSpreadTicks: 10, preferredLeader: null, pipeline: false });
     expect(Object.isFrozen(c.raft)).toBe(true);
     expect(c.tls).toBeNull();
   });
@@ -30,6 +30,7 @@ describe("node config", () => {
     { name: "unknown setting", patch: { raft: { electionTimeoutMs: 100 } }, message: /unknown setting raft.electionTimeoutMs/ },
     { name: "listen.peer differs from own peer address", patch: { listen: { ...good.listen, peer: "127.0.0.1:9999" } }, message: /listen.peer \(127.0.0.1:9999\) must equal peers.n1/ },
     { name: "preferred leader outside", patch: { raft: { preferredLeader: "n7" } }, message: /raft.preferredLeader \("n7"\) must be one of peers/ },
+    { name: "pipeline not a boolean", patch: { raft: { pipeline: "yes" } }, message: /raft.pipeline \("yes"\) must be true or false/ },
     { name: "missing group", patch: { group: undefined }, message: /group \(missing\) must be a string/ },
   ];
   for (const b of bad) {

@@ -31,6 +31,8 @@ export interface NodeConfig {
     readonly heartbeatTicks: number;
     readonly leaderLostSpreadTicks: number;
     readonly preferredLeader: string | null;
+    /** A leader keeps taking proposals and acks while its own fsync runs (Replica's `pipeline`). */
+    readonly pipeline: boolean;
   };
   readonly snapshots: { readonly everyEntries: number; readonly keepEntries: number };
   readonly tls: { readonly ca: string; readonly cert: string; readonly key: string } | null;
@@ -47,7 +49,7 @@ export interface NodeConfig {
  * check-quorum keep a slow replica from disrupting the group.
  */
 export const nodeConfigDefaults = {
-  raft: { tickMs: 5, electionTicks: 60, heartbeatTicks: 6, leaderLostSpreadTicks: 10, preferredLeader: null },
+  raft: { tickMs: 5, electionTicks: 60, heartbeatTicks: 6, leaderLostSpreadTicks: 10, preferredLeader: null, pipeline: false },
   snapshots: { everyEntries: 100_000, keepEntries: 10_000 },
 } as const;
 
@@ -152,7 +154,7 @@ function clientsAt(r: Record<string, unknown>, peers: Record<string, string>, id
 function raftAt(r: Record<string, unknown>, members: readonly string[]): NodeConfig["raft"] {
   const d = nodeConfigDefaults.raft;
   const raft = r["raft"] === undefined ? {} : objectAt(r["raft"], "raft");
-  rejectUnknown(raft, ["tickMs", "electionTicks", "heartbeatTicks", "leaderLostSpreadTicks", "preferredLeader"], "raft.");
+  rejectUnknown(raft, ["tickMs", "electionTicks", "heartbeatTicks", "leaderLostSpreadTicks", "preferredLeader", "pipeline"], "raft.");
   const tickMs = int(raft, "tickMs", d.tickMs, 1, 1000, "raft.");
   const electionTicks = int(raft, "electionTicks", d.electionTicks, 2, 10_000, "raft.");
   const heartbeatTicks = int(raft, "heartbeatTicks", d.heartbeatTicks, 1, 10_000, "raft.");
@@ -164,7 +166,9 @@ function raftAt(r: Record<string, unknown>, members: readonly string[]): NodeCon
   if (preferred !== null && (typeof preferred !== "string" || !members.includes(preferred))) {
     throw new NodeConfigError(`raft.preferredLeader (${JSON.stringify(preferred)}) must be one of peers`, "raft.preferredLeader");
   }
-  return { tickMs, electionTicks, heartbeatTicks, leaderLostSpreadTicks, preferredLeader: preferred };
+  const pipeline = raft["pipeline"] ?? d.pipeline;
+  if (typeof pipeline !== "boolean") throw new NodeConfigError(`raft.pipeline (${JSON.stringify(pipeline)}) must be true or false`, "raft.pipeline");
+  return { tickMs, electionTicks, heartbeatTicks, leaderLostSpreadTicks, preferredLeader: preferred, pipeline };
 }
 
 function snapshotsAt(r: Record<string, unknown>): NodeConfig["snapshots"] {

@@ -96,6 +96,7 @@ export class LedgerNode {
       logger: groupLog,
       tickMs: config.raft.tickMs,
       snapshots: config.snapshots,
+      pipeline: config.raft.pipeline,
       hooks: metrics.hooks,
     });
     const service = new LedgerService({

@@ -47,4 +47,15 @@ export const regressionSeeds: readonly RegressionSeed[] = [
   { seed: 998, replicas: 5, note: "mutation: commit by counting earlier-term entries, Figure 8 in 5 replicas: leader_completeness" },
   { seed: 208, replicas: 3, note: "mutation: vote granted before the vote is durable, first: election_safety" },
   { seed: 395, replicas: 5, note: "mutation: vote granted before the vote is durable, first in 5 replicas: election_safety" },
+  {
+    seed: 524,
+    replicas: 3,
+    store: "commitlog",
+    note:
+      "mutation: a pipelining leader counts entries proposed during its fsync (not yet written) as its own " +
+      "match at advance() (selfMatch = lastIndex instead of the stable index), first: leader_completeness",
+  },
+  { seed: 163, replicas: 3, store: "commitlog", note: "sim host bug: a crash during a pipelined Ready left its applied count set, so the restarted replica skipped entry 1: applied_regression" },
+  { seed: 241, replicas: 3, store: "commitlog", note: "sim host bug, as seed 163 (skipped entries after a restart): applied_regression" },
+  { seed: 1537, replicas: 3, store: "commitlog", note: "sim host bug, as seed 163, mid-log (applied 4017 right after 4015): applied_regression" },
 ];

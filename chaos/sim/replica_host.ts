@@ -80,6 +80,8 @@ export interface HostOptions {
   readonly snapshotEvery: number;
   readonly snapshotPadBytes: number;
   readonly compactLagMax: number;
+  /** Leaders pipeline while their fsync runs (SimParams.pipeline). */
+  readonly pipeline: boolean;
   readonly checkInvariants: boolean;
   readonly logger: Logger;
 }
@@ -106,6 +108,8 @@ export class ReplicaHost {
   lastTerm = 0;
   /** The Ready whose fsync is in flight. */
   syncing: Ready | null = null;
+  /** Committed entries of the Ready in flight already applied by a pipelined drain. */
+  private syncingApplied = 0;
   private syncDone = false;
   private inbox: InboxItem[] = [];
   private inboxTicks = 0;
@@ -187,6 +191,7 @@ export class ReplicaHost {
     else this.powerLoss();
     this.core = null;
     this.syncing = null;
+    this.syncingApplied = 0;
     this.syncDone = false;
     this.paused = false;
     this.lastRole = "follower";
@@ -247,6 +252,10 @@ export class ReplicaHost {
 
   deliver(rpc: Rpc): void {
     if (this.core === null) return;
+    if (this.pipelining() && this.core.canStepDuringReady(rpc)) {
+      this.stepRpc(rpc);
+      return this.pipelineDrain();
+    }
     if (this.busy) return this.enqueue({ kind: "rpc", rpc });
     this.stepRpc(rpc);
     this.drive();
@@ -284,9 +293,42 @@ export class ReplicaHost {
 
   private submit(item: InboxItem): void {
     if (this.core === null) return;
+    if (item.kind === "propose" && this.pipelining()) {
+      this.handlePropose(this.core, item.op);
+      return this.pipelineDrain();
+    }
     if (this.busy) return this.enqueue(item);
     this.handle(item);
     this.drive();
+  }
+
+  /**
+   * A running leader whose Ready waits for its fsync takes proposals and append acks meanwhile,
+   * as raft/replica does (RaftCore.drain): the simulator explores that interleaving too.
+   */
+  private pipelining(): boolean {
+    return this.options.pipeline && this.core !== null && this.syncing !== null && !this.paused && this.core.softState().role === "leader";
+  }
+
+  /** Sends what the core drained and applies the newly committed entries already in the store. */
+  private pipelineDrain(): void {
+    const core = this.core as RaftCore;
+    const rd = this.syncing as Ready;
+    const written = this.store.lastIndex();
+    const d = core.drain(written);
+    if (this.env.trace !== null && (d.messages.length > 0 || d.committedEntries.length > 0)) {
+      this.traceLine(`drain: ${d.messages.length} msgs, committed ${d.committedEntries[0]?.index ?? "-"}..${d.committedEntries[d.committedEntries.length - 1]?.index ?? "-"}`);
+    }
+    for (const m of d.messages) this.env.send(m);
+    const last = d.committedEntries[d.committedEntries.length - 1];
+    if (last === undefined) return;
+    // Committed up to `last` and written here (not necessarily synced: the two followers may be
+    // the quorum). Not "leader": `last` is bounded by the store, not the core's commit index.
+    this.env.checker.onCommit(this.id, last.index, core.softState().term, "pipelined leader");
+    for (; this.syncingApplied < rd.committedEntries.length; this.syncingApplied++) {
+      if (!this.apply(rd.committedEntries[this.syncingApplied] as Entry)) break;
+    }
+    for (const e of d.committedEntries) if (!this.apply(e)) break;
   }
 
   private enqueue(item: InboxItem): void {
@@ -402,6 +444,7 @@ export class ReplicaHost {
       if (rd.snapshot !== null || rd.entries.length > 0 || rd.hardState !== null) {
         this.write(rd, status);
         this.syncing = rd;
+        this.syncingApplied = 0;
         this.syncDone = false;
         this.env.scheduleSync(this);
         return;
@@ -448,7 +491,8 @@ export class ReplicaHost {
       this.snapshotsInstalled++;
       this.env.checker.onStateMachineRestore(this.id, rd.snapshot.meta.index);
     }
-    for (const e of rd.committedEntries) if (!this.apply(e)) break;
+    for (let i = this.syncingApplied; i < rd.committedEntries.length; i++) if (!this.apply(rd.committedEntries[i] as Entry)) break;
+    this.syncingApplied = 0;
     for (const rs of rd.readStates) this.onReadState(rs);
     core.advance();
     this.maybeSnapshot();

@@ -176,6 +176,7 @@ export class Simulator implements HostEnv {
         snapshotEvery: p.snapshotEvery,
         snapshotPadBytes: p.snapshotPadBytes,
         compactLagMax: p.compactLagMax,
+        pipeline: p.pipeline,
         checkInvariants,
         logger,
       },

@@ -189,6 +189,22 @@ export class RaftLog {
     return out;
   }
 
+  /** Committed entries [lo, hi] (hi ≤ committed), bounded by `maxBytes` (at least one). */
+  committedBetween(lo: number, hi: number, maxBytes: number): readonly Entry[] {
+    assert(lo > this.applied && hi <= this.committed && lo <= hi, `committedBetween(${lo}, ${hi}) outside (${this.applied}, ${this.committed}]`);
+    const out = this.slice(lo, hi + 1, maxBytes);
+    assert(out !== null, `committed entries from ${lo} were compacted before being applied`);
+    return out;
+  }
+
+  /**
+   * The last index the driver has made durable (stableTo): everything below the unstable tail.
+   * Equal to lastIndex() unless entries were appended since the Ready being written.
+   */
+  stableLastIndex(): number {
+    return Math.min(this.lastIndex(), this.unstableOffset - 1);
+  }
+
   hasNextCommitted(): boolean {
     return this.unstableSnapshot === null && this.committed > this.applied;
   }

@@ -56,7 +56,8 @@ export interface RaftStatus {
 interface ReadyInProgress {
   readonly lastEntryIndex: number;
   readonly snapshotInstalled: boolean;
-  readonly appliedTo: number;
+  /** Last committed entry handed out (by the Ready, then by `drain`), applied at advance(). */
+  appliedTo: number;
 }
 
 interface SnapshotInbox {
@@ -150,9 +151,19 @@ export class RaftCore {
     else this.tickElection();
   }
 
+  /**
+   * Whether `rpc` may be stepped while a Ready is in progress (its fsync running): only an
+   * append ack of this term to a leader. Such an ack can move a follower's match and the commit
+   * index, and nothing else: no term or role change, no write, no truncation, so the Ready being
+   * written stays exactly what the core expects at advance(). Everything else waits for it.
+   */
+  canStepDuringReady(rpc: Rpc): boolean {
+    return this.leader !== null && rpc?.type === "append_response" && rpc.term === this.term && rpc.from !== this.id && this.peers.includes(rpc.from);
+  }
+
   /** Feeds one inbound RPC. Malformed or foreign RPCs are refused before any state changes. */
   step(rpc: Rpc): StepResult {
-    this.assertNotInReady("step");
+    if (this.inProgress !== null) assert(this.canStepDuringReady(rpc), `step(${String(rpc?.type)}) between ready() and advance()`);
     if (typeof rpc?.from === "string" && rpc.from !== this.id && !this.peers.includes(rpc.from)) {
       return { ok: false, reason: "unknown_peer", detail: `rpc from ${rpc.from}, not a member of this group` };
     }
@@ -168,9 +179,13 @@ export class RaftCore {
     return error === null ? { ok: true } : this.refuse(rpc, error);
   }
 
-  /** Proposes `data` as a new entry. Only a leader accepts; the entry may still be lost. */
+  /**
+   * Proposes `data` as a new entry. Only a leader accepts; the entry may still be lost. A leader
+   * also accepts while a Ready is in progress: the entry joins the unstable tail, `drain` sends
+   * it to the followers at once, and the next Ready writes it.
+   */
   propose(data: Uint8Array): ProposeResult {
-    this.assertNotInReady("propose");
+    if (this.leader === null) this.assertNotInReady("propose");
     const leader = this.leader;
     if (leader === null) return { ok: false, reason: "not_leader", leaderHint: this.leaderId };
     if (leader.leadTransferee !== null) return { ok: false, reason: "transferring", leaderHint: this.id };
@@ -282,6 +297,28 @@ export class RaftCore {
     return rd;
   }
 
+  /**
+   * A leader's output while a Ready is in progress (pipelining, DESIGN.md §4): the appends of
+   * entries proposed meanwhile (to send now: the followers need not wait for the leader's own
+   * fsync) and the committed entries up to `writtenIndex` (the last index already in the log
+   * store, durable or not) that no Ready or earlier drain handed out. Committed means durable on
+   * a quorum, which may be the two followers without the leader; the bound keeps every applied
+   * entry readable from the store. The driver applies them in order after the Ready's own.
+   */
+  drain(writtenIndex: number): { readonly messages: readonly Rpc[]; readonly committedEntries: readonly Entry[] } {
+    const done = this.inProgress;
+    assert(done !== null && this.leader !== null, "drain() is for a leader between ready() and advance()");
+    this.leader.flush();
+    const messages = this.msgs;
+    this.msgs = [];
+    const lo = Math.max(this.log.applied, done.appliedTo) + 1;
+    const hi = Math.min(this.log.committed, writtenIndex);
+    const committedEntries = lo > hi ? [] : this.log.committedBetween(lo, hi, this.config.applyBytesMax);
+    const last = committedEntries[committedEntries.length - 1];
+    if (last !== undefined) done.appliedTo = last.index;
+    return { messages, committedEntries };
+  }
+
   /** The driver has carried out the last Ready: its writes are durable, its entries applied. */
   advance(): void {
     const done = this.inProgress;
@@ -291,8 +328,9 @@ export class RaftCore {
     if (done.appliedTo > this.log.applied) this.log.appliedTo(done.appliedTo);
     const leader = this.leader;
     if (leader !== null) {
-      // Our own entries count toward the quorum only once they are durable.
-      leader.selfMatch = this.log.lastIndex();
+      // Our own entries count toward the quorum only once they are durable: up to the stable
+      // index, not lastIndex(), since entries proposed during the Ready are not written yet.
+      leader.selfMatch = this.log.stableLastIndex();
       if (leader.maybeCommit()) leader.progressReads(this.readStates);
     }
   }

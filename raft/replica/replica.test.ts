@@ -57,7 +57,7 @@ class AsyncSyncStore extends MemoryLogStore {
   }
 }
 
-function group(n = 3, everyEntries = 1000, electionTicks = 10, asyncSync = false, inlineSyncEntriesMax = 0) {
+function group(n = 3, everyEntries = 1000, electionTicks = 10, asyncSync = false, inlineSyncEntriesMax = 0, pipeline = false) {
   const clock = new ManualClock();
   const net = new LocalNetwork(clock);
   const ids = Array.from({ length: n }, (_, i) => `n${i + 1}`);
@@ -80,6 +80,7 @@ function group(n = 3, everyEntries = 1000, electionTicks = 10, asyncSync = false
       tickMs: 10,
       snapshots: { everyEntries, keepEntries: 2 },
       inlineSyncEntriesMax,
+      pipeline,
     });
     replicas.set(id, r);
   }
@@ -301,7 +302,7 @@ describe("Replica driver", () => {
     for (const p of many) expect((await g.settle(p)).ok).toBe(true);
   });
 
-  it("with an off-loop fsync, stop() answers the calls deferred during the fsync", async () => {
+  it("with an off-loop fsync, stop() answers the calls deferred during the leader's fsync", async () => {
     const g = group(3, 1000, 10, true);
     g.clock.advance(500);
     const leader = g.leader()!;
@@ -346,5 +347,74 @@ describe("Replica driver", () => {
     store.release();
     const outs = await g.settle(Promise.all([b, c]));
     expect(outs.map((o) => o.ok && o.index)).toEqual([base + 1, base + 2]);
+  });
+
+  it("a pipelining leader answers an entry both followers made durable while its own fsync is still held", async () => {
+    const g = group(3, 1000, 10, true, 0, true);
+    g.clock.advance(500);
+    const leader = g.leader()!;
+    const store = g.stores.get(leader.id) as AsyncSyncStore;
+    const base = store.lastIndex();
+    store.held = true;
+    const x = await g.settle(leader.propose(enc("x")));
+    expect(x).toMatchObject({ ok: true, index: base + 1 });
+    expect(store.pendingSyncs).toBe(1);
+    expect(store.unsyncedWrites()).toBeGreaterThan(0);
+    // A proposal made meanwhile reaches the followers at once; the leader writes it only in its
+    // next Ready, after the held fsync, and answers it once it is written there.
+    let yDone = false;
+    const y = leader.propose(enc("y"));
+    void y.then(() => (yDone = true));
+    for (let i = 0; i < 5; i++) {
+      g.clock.advance(10);
+      await Promise.resolve();
+    }
+    expect(store.lastIndex()).toBe(base + 1);
+    for (const id of g.ids.filter((i) => i !== leader.id)) expect(g.stores.get(id)!.lastIndex()).toBe(base + 2);
+    expect(yDone).toBe(false);
+    store.release();
+    expect(await g.settle(y)).toMatchObject({ ok: true, index: base + 2 });
+    expect(store.lastIndex()).toBe(base + 2);
+    g.clock.advance(100);
+    for (const id of g.ids) expect(g.machines.get(id)?.items).toEqual(["x", "y"]);
+  });
+
+  it("a pipelining leader never counts entries it has not written and synced: with one follower held, they wait for its own fsync", async () => {
+    const g = group(3, 1000, 10, true, 0, true);
+    g.clock.advance(500);
+    const leader = g.leader()!;
+    const store = g.stores.get(leader.id) as AsyncSyncStore;
+    const [slow, fast] = g.ids.filter((id) => id !== leader.id) as [string, string];
+    (g.stores.get(slow) as AsyncSyncStore).held = true;
+    const base = store.lastIndex();
+    // x's fsync is held; y is proposed meanwhile, sent at once, and acknowledged by the fast follower.
+    store.held = true;
+    let xDone = false;
+    let yDone = false;
+    void leader.propose(enc("x")).then(() => (xDone = true));
+    g.clock.advance(20);
+    void leader.propose(enc("y")).then(() => (yDone = true));
+    g.clock.advance(20);
+    expect(g.stores.get(fast)!.lastIndex()).toBe(base + 2);
+    expect(leader.status().matches[fast]).toBe(base + 2);
+    // x's fsync completes; y's (in the next Ready) is held. Only the fast follower holds y
+    // durably: one copy of three is no quorum, so y must not commit.
+    store.holdFromIndex = base + 2;
+    store.held = false;
+    store.release();
+    for (let i = 0; i < 10; i++) {
+      g.clock.advance(10);
+      await Promise.resolve();
+    }
+    expect(xDone).toBe(true);
+    expect(leader.status().commit).toBe(base + 1);
+    expect(yDone).toBe(false);
+    store.holdFromIndex = null;
+    store.release();
+    for (let i = 0; i < 10 && !yDone; i++) {
+      g.clock.advance(10);
+      await Promise.resolve();
+    }
+    expect(yDone).toBe(true);
   });
 });
