@@ -75,8 +75,13 @@ async function findLeader(clients: readonly string[], timeoutMs: number): Promis
   throw new GroupError(`etcd: no leader within ${timeoutMs} ms`);
 }
 
+/** The etcd peer, plus its members' client ports (so a test can check they are closed after stop()). */
+export interface EtcdPeer extends PeerSystem {
+  readonly clientPorts: readonly number[];
+}
+
 /** A 3-member etcd on loopback; writes are KV.Put of 1 KiB values to the leader (8 channels max). */
-export async function startEtcdPeer(bin: string, entryBytes: number): Promise<PeerSystem> {
+export async function startEtcdPeer(bin: string, entryBytes: number): Promise<EtcdPeer> {
   const dir = mkdtempSync(join(os.tmpdir(), "dledger-bench-etcd-"));
   const { children, clients } = await startEtcd(bin, dir);
   const stop = async (): Promise<void> => {
@@ -91,6 +96,7 @@ export async function startEtcdPeer(bin: string, entryBytes: number): Promise<Pe
     return {
       name: "etcd",
       pids: children.map((c) => c.pid as number),
+      clientPorts: clients.map((a) => Number(a.slice(a.lastIndexOf(":") + 1))),
       op: async (w) => {
         await conns.unary(w, "/etcdserverpb.KV/Put", puts[w % puts.length] as Buffer, 5000);
       },

@@ -1,29 +1,12 @@
-import { connect } from "node:net";
 import { describe, expect, it } from "vitest";
-import { peerClosedLoop } from "./peer_loop.js";
 import { rabbitmqServerBin, startRabbitPeer, stillRunning, type RabbitPeer } from "./rabbit_peer.js";
+import { expectAcknowledgedWrites, tryConnect } from "./peer_test_helpers.js";
 
 // Real processes, no mocks. Where RabbitMQ is missing the test skips saying so, except in CI
 // (.ci/run installs rabbitmq-server), where a missing server must fail rather than pass quietly.
 const bin = rabbitmqServerBin();
 const inCi = process.env["CI"] === "true";
 const skip = bin === null && !inCi;
-
-/** Resolves with the connect error's code, or "connected". */
-function tryConnect(port: number): Promise<string> {
-  return new Promise((done) => {
-    const s = connect(port, "127.0.0.1");
-    s.setTimeout(2000, () => {
-      s.destroy();
-      done("timeout");
-    });
-    s.once("connect", () => {
-      s.destroy();
-      done("connected");
-    });
-    s.once("error", (e: NodeJS.ErrnoException) => done(e.code ?? String(e)));
-  });
-}
 
 describe.skipIf(skip)(`RabbitMQ quorum-queue peer${skip ? " (skipped: rabbitmq-server not installed; apt-get install rabbitmq-server)" : ""}`, () => {
   it("forms a 3-node cluster, gets confirmed publishes, and stop() leaves no process or port behind", { timeout: 180_000 }, async () => {
@@ -36,9 +19,7 @@ describe.skipIf(skip)(`RabbitMQ quorum-queue peer${skip ? " (skipped: rabbitmq-s
       // The launchers, the three beams and epmd at least.
       expect(started.length).toBeGreaterThanOrEqual(7);
       expect(started.filter((p) => p.comm.startsWith("beam")).map((p) => p.pid).sort()).toEqual([...peer.pids].sort());
-      const level = await peerClosedLoop(peer, 4, 300, 1000);
-      expect(level.errors, JSON.stringify(level.errorSamples)).toBe(0);
-      expect(level.appendsPerSec).toBeGreaterThan(0);
+      await expectAcknowledgedWrites(peer);
     } finally {
       await peer.stop();
     }
