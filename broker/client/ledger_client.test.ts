@@ -1,7 +1,7 @@
 /** LedgerClient's honesty when nothing answers: refused connections vs silent servers. */
 import { createServer, type Socket } from "node:net";
 import { afterAll, describe, expect, it } from "vitest";
-import { freePort } from "../server/test_helpers.js";
+import { freePort, InProcessGroup } from "../server/test_helpers.js";
 import { LedgerClient } from "./ledger_client.js";
 
 const sockets: Socket[] = [];
@@ -40,4 +40,27 @@ describe("LedgerClient outcomes", () => {
     expect(c.clientId).toBe("me");
     c.close();
   });
+});
+
+describe("LedgerClient against a real group", () => {
+  it("300 appends at once, starting at a follower: every one acknowledged, none expired by the dedup window", async () => {
+    // Retries after the first not_leader answers used to let newer sequences run more than the
+    // server's dedup window (64) ahead of an old one, which then came back sequence_expired.
+    const g = await InProcessGroup.start({ prefix: "dledger-client-window-", entryBytesMax: 64 * 1024 });
+    try {
+      const follower = [...g.nodes.values()].find((n) => n.service.metadata().role === "follower");
+      expect(follower).toBeDefined();
+      const endpoints = [g.layout.client[follower?.id as string] as string, ...Object.values(g.layout.client)];
+      const client = new LedgerClient({ endpoints: [...new Set(endpoints)], operationTimeoutMs: 15_000 });
+      try {
+        const rs = await Promise.all(Array.from({ length: 300 }, (_, i) => client.append(new TextEncoder().encode(`w${i}`))));
+        expect(rs.filter((r) => !r.ok)).toEqual([]);
+        expect(new Set(rs.map((r) => (r.ok ? r.index : 0))).size).toBe(300);
+      } finally {
+        client.close();
+      }
+    } finally {
+      await g.stop();
+    }
+  }, 60_000);
 });

@@ -15,6 +15,7 @@ import {
 } from "../api/ledger_messages.js";
 import { AppendSession, notConnectedPattern, type CallFailure, type CallResult } from "./append_session.js";
 import { ChannelPool } from "./channels.js";
+import { dedupLimitsDefaults } from "../ledger_state_machine.js";
 
 /** What every leader-following client (LedgerClient, KvClient) is configured with. */
 export interface LeaderFollowingOptions {
@@ -109,6 +110,8 @@ export class LedgerClient {
   private leader: string;
   private nextSequence: number;
   private inflight = 0;
+  /** Sequences of append() calls not answered yet (at most inflightMax). */
+  private readonly unanswered = new Set<number>();
   private readonly waiting: (() => void)[] = [];
 
   constructor(options: LedgerClientOptions) {
@@ -128,11 +131,13 @@ export class LedgerClient {
 
   /** Appends one entry; retries (same sequence) across leader changes until ok, failed or out of time. */
   async append(body: Uint8Array): Promise<AppendOutcome> {
-    const sequence = this.nextSequence++;
-    await this.acquire();
+    // Numbered only once it may go: the sequences unanswered at any moment then span fewer than
+    // the server's dedup window (see acquire), so a retry can never find its own sequence expired.
+    const sequence = await this.acquire();
     try {
       return await this.appendWithRetry({ clientId: this.clientId, sequence, body }, false, 0);
     } finally {
+      this.unanswered.delete(sequence);
       this.release();
     }
   }
@@ -301,15 +306,36 @@ export class LedgerClient {
     });
   }
 
-  private async acquire(): Promise<void> {
+  /**
+   * Waits for a free slot (inflightMax) and for the next sequence to lie within the server's
+   * dedup window of the oldest unanswered one. A slot alone is not enough: an append retried
+   * across a leader change keeps its old sequence while newer ones complete and free their
+   * slots, and once 64 newer sequences of this client are applied the server can no longer tell
+   * whether the old one was (it answers sequence_expired, outcome unknown).
+   */
+  private async acquire(): Promise<number> {
     // Bounded: each waiter is one caller of append(); the queue never exceeds the callers.
-    while (this.inflight >= this.opts.inflightMax) await new Promise<void>((resolve) => this.waiting.push(resolve));
+    while (this.inflight >= this.opts.inflightMax || this.nextSequence - this.oldestUnanswered() >= dedupLimitsDefaults.sequencesPerClientMax) {
+      await new Promise<void>((resolve) => this.waiting.push(resolve));
+    }
+    // Slot and sequence are taken in the same synchronous step as the check: waiters woken
+    // together re-check one after another and each sees the sequences taken before it.
     this.inflight++;
+    const sequence = this.nextSequence++;
+    this.unanswered.add(sequence);
+    return sequence;
+  }
+
+  private oldestUnanswered(): number {
+    let oldest = this.nextSequence;
+    for (const s of this.unanswered) if (s < oldest) oldest = s;
+    return oldest;
   }
 
   private release(): void {
     this.inflight--;
-    this.waiting.shift()?.();
+    // Every waiter re-checks: the answer may have moved the oldest sequence, not just freed a slot.
+    for (const wake of this.waiting.splice(0)) wake();
   }
 }
 

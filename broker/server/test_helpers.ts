@@ -40,8 +40,9 @@ export async function layoutGroup(n: number): Promise<GroupLayout> {
 }
 
 /** The validated config of replica `id` of `layout`, data under `root/<id>`. */
-export function configFor(layout: GroupLayout, id: string, root: string, snapshots?: { everyEntries: number; keepEntries: number }): NodeConfig {
+export function configFor(layout: GroupLayout, id: string, root: string, snapshots?: { everyEntries: number; keepEntries: number }, raft?: Readonly<Record<string, unknown>>): NodeConfig {
   return validateNodeConfig({
+    ...(raft === undefined ? {} : { raft }),
     group: "g1",
     id,
     dataDir: `${root}/${id}`,
@@ -72,10 +73,12 @@ export class InProcessGroup {
     readonly snapshots?: { everyEntries: number; keepEntries: number };
     readonly seedOffset?: number;
     readonly replicas?: number;
+    /** The nodes' `raft` settings (as in node.yaml), e.g. { pipeline: true }. */
+    readonly raft?: Readonly<Record<string, unknown>>;
   }): Promise<InProcessGroup> {
     const g = new InProcessGroup(mkdtempSync(join(tmpdir(), o.prefix)), await layoutGroup(o.replicas ?? 3));
     for (const id of g.layout.ids) {
-      const config = configFor(g.layout, id, g.root, o.snapshots);
+      const config = configFor(g.layout, id, g.root, o.snapshots, o.raft);
       g.nodes.set(id, await LedgerNode.start({ config, logger: silentLogger, prngSeed: id.charCodeAt(1) + (o.seedOffset ?? 0), entryBytesMax: o.entryBytesMax }));
     }
     await waitFor("a ready leader", () => g.leaderNode() !== null);

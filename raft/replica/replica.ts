@@ -115,7 +115,7 @@ export class Replica {
   private readonly snapshotPrng: Prng;
   private softState: SoftState;
   /** Counters for metrics and tests. */
-  readonly counters = { rpcsDropped: 0, rpcsRefused: 0, fsyncs: 0, readies: 0 };
+  readonly counters = { rpcsDropped: 0, rpcsRefused: 0, fsyncs: 0, readies: 0, pipelinedDrains: 0 };
 
   constructor(opts: ReplicaOptions) {
     this.opts = opts;
@@ -348,6 +348,7 @@ export class Replica {
     }
     inbox.length = kept;
     const d = this.core.drain(this.opts.logStore.lastIndex());
+    if (d.messages.length > 0 || d.committedEntries.length > 0) this.counters.pipelinedDrains++;
     if (d.messages.length > 0) this.opts.transport.send(d.messages);
     if (d.committedEntries.length === 0) return;
     // The Ready's own committed entries come first (all written before its fsync started).
