@@ -6,11 +6,14 @@ import { kvService, type KvCasRequest, type KvCasResponse, type KvGetResponse, t
 import { errorKeys } from "../api/ledger_messages.js";
 import { ChannelPool } from "./channels.js";
 import { type LeaderFollowingOptions, retryBackoffMs } from "./ledger_client.js";
+import { SequenceWindow } from "./sequence_window.js";
 
 /** The single-shot calls ignore the retry settings; the leader-following ones use them all. */
 export type KvClientOptions = LeaderFollowingOptions;
 
 export const kvClientDefaults = { attemptTimeoutMs: 2000, operationTimeoutMs: 10_000, attemptsMax: 12 } as const;
+/** Leader-following writes of one KvClient unanswered at once (SequenceWindow); more wait. */
+const kvWritesInFlightMax = 32;
 
 /**
  * The outcome of ONE call to ONE replica, in Jepsen's terms:
@@ -83,7 +86,8 @@ export class KvClient {
   private readonly channels = new ChannelPool("KvClient");
   private readonly known: string[];
   private leader: string;
-  private sequence: number;
+  /** Sequences of the leader-following writes: at most 32 unanswered, within the dedup window. */
+  private readonly window: SequenceWindow;
 
   constructor(options: KvClientOptions) {
     if (options.endpoints.length === 0) throw new RangeError("endpoints must name at least one replica");
@@ -99,7 +103,7 @@ export class KvClient {
     this.log = (options.logger ?? silentLogger).child({ component: "kv_client", clientId: this.clientId });
     this.known = [...options.endpoints];
     this.leader = this.known[0] as string;
-    this.sequence = first;
+    this.window = new SequenceWindow(first, kvWritesInFlightMax);
   }
 
   /** The address currently believed to be the leader's. */
@@ -107,9 +111,12 @@ export class KvClient {
     return this.leader;
   }
 
-  /** Takes the next sequence of this client (for a caller that retries single-shot calls itself). */
+  /**
+   * Takes the next sequence of this client (for a caller that retries single-shot calls itself).
+   * Outside the write window: such a caller must keep fewer than 64 of its writes unanswered.
+   */
   nextSequence(): number {
-    return this.sequence++;
+    return this.window.reserve(1)[0] as number;
   }
 
   /* --- Single-shot ---------------------------------------------------------------------------- */
@@ -174,7 +181,15 @@ export class KvClient {
    * does not prove that the earlier attempt had no effect.
    */
   private async writeWithRetry<T>(send: (endpoint: string, timeoutMs: number, sequence: number) => Promise<KvCallOutcome<T>>): Promise<KvWriteOutcome<T>> {
-    const sequence = this.nextSequence();
+    const sequence = await this.window.acquire();
+    try {
+      return await this.retryWrite(send, sequence);
+    } finally {
+      this.window.release(sequence);
+    }
+  }
+
+  private async retryWrite<T>(send: (endpoint: string, timeoutMs: number, sequence: number) => Promise<KvCallOutcome<T>>, sequence: number): Promise<KvWriteOutcome<T>> {
     const deadline = performance.now() + this.opts.operationTimeoutMs;
     let mayHaveApplied = false;
     let last: Exclude<KvCallOutcome<T>, { status: "ok" }> | null = null;

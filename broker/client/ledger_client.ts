@@ -15,7 +15,7 @@ import {
 } from "../api/ledger_messages.js";
 import { AppendSession, notConnectedPattern, type CallFailure, type CallResult } from "./append_session.js";
 import { ChannelPool } from "./channels.js";
-import { dedupLimitsDefaults } from "../ledger_state_machine.js";
+import { SequenceWindow } from "./sequence_window.js";
 
 /** What every leader-following client (LedgerClient, KvClient) is configured with. */
 export interface LeaderFollowingOptions {
@@ -108,11 +108,8 @@ export class LedgerClient {
   private readonly unaryOnly = new Set<string>();
   private readonly known: string[];
   private leader: string;
-  private nextSequence: number;
-  private inflight = 0;
-  /** Sequences of append() calls not answered yet (at most inflightMax). */
-  private readonly unanswered = new Set<number>();
-  private readonly waiting: (() => void)[] = [];
+  /** Sequences of append() (SequenceWindow: inflightMax, and within the server's dedup window). */
+  private readonly window: SequenceWindow;
 
   constructor(options: LedgerClientOptions) {
     if (options.endpoints.length === 0) throw new RangeError("endpoints must name at least one replica");
@@ -121,7 +118,7 @@ export class LedgerClient {
     this.log = (options.logger ?? silentLogger).child({ component: "ledger_client", clientId: this.clientId });
     this.known = [...options.endpoints];
     this.leader = this.known[0] as string;
-    this.nextSequence = options.firstSequence ?? 1;
+    this.window = new SequenceWindow(options.firstSequence ?? 1, this.opts.inflightMax);
   }
 
   /** The address currently believed to be the leader's. */
@@ -133,12 +130,11 @@ export class LedgerClient {
   async append(body: Uint8Array): Promise<AppendOutcome> {
     // Numbered only once it may go: the sequences unanswered at any moment then span fewer than
     // the server's dedup window (see acquire), so a retry can never find its own sequence expired.
-    const sequence = await this.acquire();
+    const sequence = await this.window.acquire();
     try {
       return await this.appendWithRetry({ clientId: this.clientId, sequence, body }, false, 0);
     } finally {
-      this.unanswered.delete(sequence);
-      this.release();
+      this.window.release(sequence);
     }
   }
 
@@ -149,7 +145,7 @@ export class LedgerClient {
    * fell out of the window is reported "unknown" rather than answered with its index.
    */
   async appendBatch(bodies: readonly Uint8Array[]): Promise<AppendOutcome[]> {
-    const reqs = bodies.map((body) => ({ clientId: this.clientId, sequence: this.nextSequence++, body }));
+    const reqs = this.window.reserve(bodies.length).map((sequence, i) => ({ clientId: this.clientId, sequence, body: bodies[i] as Uint8Array }));
     // On a session, appends issued in one turn travel in one message: no batch call needed.
     if (this.opts.appendRpc === "session" && !this.unaryOnly.has(this.leader)) return Promise.all(reqs.map((req) => this.appendWithRetry(req, false, 0)));
     const r = await this.stream(this.leader, reqs);
@@ -306,37 +302,7 @@ export class LedgerClient {
     });
   }
 
-  /**
-   * Waits for a free slot (inflightMax) and for the next sequence to lie within the server's
-   * dedup window of the oldest unanswered one. A slot alone is not enough: an append retried
-   * across a leader change keeps its old sequence while newer ones complete and free their
-   * slots, and once 64 newer sequences of this client are applied the server can no longer tell
-   * whether the old one was (it answers sequence_expired, outcome unknown).
-   */
-  private async acquire(): Promise<number> {
-    // Bounded: each waiter is one caller of append(); the queue never exceeds the callers.
-    while (this.inflight >= this.opts.inflightMax || this.nextSequence - this.oldestUnanswered() >= dedupLimitsDefaults.sequencesPerClientMax) {
-      await new Promise<void>((resolve) => this.waiting.push(resolve));
-    }
-    // Slot and sequence are taken in the same synchronous step as the check: waiters woken
-    // together re-check one after another and each sees the sequences taken before it.
-    this.inflight++;
-    const sequence = this.nextSequence++;
-    this.unanswered.add(sequence);
-    return sequence;
-  }
 
-  private oldestUnanswered(): number {
-    let oldest = this.nextSequence;
-    for (const s of this.unanswered) if (s < oldest) oldest = s;
-    return oldest;
-  }
-
-  private release(): void {
-    this.inflight--;
-    // Every waiter re-checks: the answer may have moved the oldest sequence, not just freed a slot.
-    for (const wake of this.waiting.splice(0)) wake();
-  }
 }
 
 /** Decides the next step after a failed append attempt, from the status and its trailers. */
