@@ -9,6 +9,7 @@ import { RaftCore } from "./raft.js";
 import type { Entry, Ready, Rpc, VoteResponse } from "./types.js";
 
 const members = ["n1", "n2", "n3"];
+const enc = (s: string) => new TextEncoder().encode(s);
 
 /** A follower n1 whose log holds entries of the given terms (index i+1 has terms[i]). */
 function follower(opts: { term?: number; votedFor?: string | null; logTerms?: number[] } = {}): { core: RaftCore; store: MemoryLogStore } {
@@ -161,5 +162,80 @@ describe("append conflict handling (Raft §5.3)", () => {
     // prevIndex 0 < commit 2, so the follower just reports its commit; nothing is overwritten.
     expect(core.step(bad).ok).toBe(true);
     expect(store.term(1)).toBe(1);
+  });
+});
+
+describe("a leader during its own fsync (pipelining: canStepDuringReady, drain)", () => {
+  const ack = (from: string, index: number, term = 1): Rpc => ({ type: "append_response", term, from, to: "n1", success: true, index, hintIndex: 0, hintTerm: 0 });
+
+  /** n1 made leader of term 1 by a forced election, its no-op (index 1) durable and acked by n2. */
+  function leader(): { core: RaftCore; store: MemoryLogStore } {
+    const { core, store } = follower();
+    core.step({ type: "timeout_now", term: 0, from: "n2", to: "n1" });
+    drain(core, store);
+    core.step({ type: "vote_response", term: 1, from: "n2", to: "n1", preVote: false, granted: true });
+    drain(core, store);
+    expect(core.softState().role).toBe("leader");
+    core.step(ack("n2", 1));
+    drain(core, store);
+    expect(core.status().commit).toBe(1);
+    return { core, store };
+  }
+
+  it("takes only append acks of its term from members while a Ready is in progress", () => {
+    const { core } = leader();
+    core.propose(enc("x"));
+    core.ready();
+    const cases: [string, Rpc, boolean][] = [
+      ["an ack of this term", ack("n2", 2), true],
+      ["an ack of a higher term", ack("n2", 2, 2), false],
+      ["an ack from a stranger", ack("n9", 2), false],
+      ["a heartbeat answer", { type: "heartbeat_response", term: 1, from: "n2", to: "n1", readSeq: 0 } as Rpc, false],
+      ["a vote request", voteReq({ term: 2 }), false],
+    ];
+    for (const [what, rpc, ok] of cases) {
+      expect(core.canStepDuringReady(rpc), what).toBe(ok);
+      if (!ok) expect(() => core.step(rpc), what).toThrow(/between ready\(\) and advance\(\)/);
+    }
+    expect(() => core.tick()).toThrow(/between ready\(\) and advance\(\)/);
+  });
+
+  it("sends a proposal made during the fsync at once, and never counts it as its own until a Ready wrote it", () => {
+    const { core, store } = leader();
+    core.propose(enc("x")); // index 2
+    const rd = core.ready();
+    store.append(rd.entries); // written; its fsync is "running"
+    expect(core.propose(enc("y"))).toMatchObject({ ok: true, index: 3 });
+    const d = core.drain(store.lastIndex());
+    expect(d.messages.some((m) => m.type === "append_request" && m.entries.some((e) => e.index === 3))).toBe(true);
+    // n2 makes x and y durable. The leader is durable only to 1 and n3 has said nothing: the
+    // second copy of x or y does not exist yet, so the commit index stays at 1.
+    core.step(ack("n2", 3));
+    expect(core.status().commit).toBe(1);
+    store.sync();
+    core.advance(); // x (index 2) is now stable; y (index 3) is not written yet
+    // Counting y as the leader's own would commit it with n2 alone: it must stay at 2.
+    expect(core.status().commit).toBe(2);
+    const next = core.ready();
+    expect(next.entries.map((e) => e.index)).toEqual([3]);
+    expect(next.committedEntries.map((e) => e.index)).toEqual([2]);
+  });
+
+  it("hands out committed entries once, bounded by what is written: drain, then the next Ready", () => {
+    const { core, store } = leader();
+    core.propose(enc("x")); // 2
+    const rd = core.ready();
+    store.append(rd.entries);
+    core.propose(enc("y")); // 3, not written
+    core.step(ack("n2", 3));
+    core.step(ack("n3", 3));
+    expect(core.status().commit).toBe(3); // n2 and n3: a quorum without the leader's disk
+    expect(core.drain(store.lastIndex()).committedEntries.map((e) => e.index)).toEqual([2]);
+    expect(core.drain(store.lastIndex()).committedEntries).toEqual([]);
+    store.sync();
+    core.advance();
+    const next = core.ready();
+    expect(next.entries.map((e) => e.index)).toEqual([3]);
+    expect(next.committedEntries.map((e) => e.index)).toEqual([3]);
   });
 });
