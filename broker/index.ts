@@ -4,7 +4,7 @@
  * and the types they speak.
  */
 export { LedgerClient, LedgerError, ledgerClientDefaults } from "./client/ledger_client.js";
-export type { AppendOutcome, LedgerClientOptions } from "./client/ledger_client.js";
+export type { AppendOutcome, LedgerClientOptions, WriteFailure } from "./client/ledger_client.js";
 export { KvClient, KvError, kvClientDefaults } from "./client/kv_client.js";
 export type { KvCallOutcome, KvClientOptions, KvWriteOutcome, KvOnceOptions } from "./client/kv_client.js";
 export type { KvCasResponse, KvGetResponse, KvPutResponse } from "./api/kv_messages.js";

@@ -5,7 +5,7 @@ import { silentLogger } from "../../raft/base/logger.js";
 import { kvService, type KvCasRequest, type KvCasResponse, type KvGetResponse, type KvPutRequest, type KvPutResponse } from "../api/kv_messages.js";
 import { errorKeys } from "../api/ledger_messages.js";
 import { ChannelPool } from "./channels.js";
-import { type LeaderFollowingOptions, retryBackoffMs } from "./ledger_client.js";
+import { type LeaderFollowingOptions, retryBackoffMs, type WriteFailure } from "./ledger_client.js";
 import { SequenceWindow } from "./sequence_window.js";
 
 /** The single-shot calls ignore the retry settings; the leader-following ones use them all. */
@@ -36,17 +36,7 @@ export type KvCallOutcome<T> =
     };
 
 /** The outcome of a leader-following put or cas (see KvCallOutcome; `attempts` RPCs were made). */
-export type KvWriteOutcome<T> =
-  | { readonly ok: true; readonly value: T; readonly sequence: number; readonly attempts: number }
-  | {
-      readonly ok: false;
-      readonly outcome: "failed" | "unknown";
-      readonly code: number;
-      readonly reason: string;
-      readonly message: string;
-      readonly sequence: number;
-      readonly attempts: number;
-    };
+export type KvWriteOutcome<T> = { readonly ok: true; readonly value: T; readonly sequence: number; readonly attempts: number } | WriteFailure;
 
 /** A typed failure of the leader-following get. */
 export class KvError extends Error {

@@ -55,17 +55,18 @@ export const ledgerClientDefaults = { attemptTimeoutMs: 2000, operationTimeoutMs
  *   failed  — definitely not applied (refused before proposing, or overwritten);
  *   unknown — may or may not have been applied (a timeout, a crash, an expired sequence).
  */
-export type AppendOutcome =
-  | { readonly ok: true; readonly index: number; readonly term: number; readonly duplicate: boolean; readonly sequence: number; readonly attempts: number }
-  | {
-      readonly ok: false;
-      readonly outcome: "failed" | "unknown";
-      readonly code: number;
-      readonly reason: string;
-      readonly message: string;
-      readonly sequence: number;
-      readonly attempts: number;
-    };
+export type AppendOutcome = { readonly ok: true; readonly index: number; readonly term: number; readonly duplicate: boolean; readonly sequence: number; readonly attempts: number } | WriteFailure;
+
+/** A leader-following write (append, KV put or cas) that was not acknowledged: failed or unknown, after `attempts` RPCs. */
+export interface WriteFailure {
+  readonly ok: false;
+  readonly outcome: "failed" | "unknown";
+  readonly code: number;
+  readonly reason: string;
+  readonly message: string;
+  readonly sequence: number;
+  readonly attempts: number;
+}
 
 /** A typed failure of get/read/metadata/transferLeadership. */
 export class LedgerError extends Error {
