@@ -249,6 +249,8 @@ describe("Replica driver", () => {
     // The leader's fsync is still running, yet both followers already wrote the entry.
     expect(store.pendingSyncs).toBe(1);
     for (const id of followers) expect(g.stores.get(id)!.lastIndex()).toBe(base + 1);
+    // Let any answer already given reach the .then above: without pipelining it waits for the fsync.
+    for (let i = 0; i < 10; i++) await Promise.resolve();
     expect(answered).toBe(false);
     // A proposal made meanwhile waits for the fsync (the core takes no input during a Ready).
     const y = leader.propose(enc("y"));
