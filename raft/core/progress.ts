@@ -93,6 +93,8 @@ export class Progress {
   probeSent = false;
   /** Heard from since the last check-quorum round (Raft thesis §6.2). */
   recentActive = false;
+  /** Highest commit index sent to the follower, in an append or a heartbeat. */
+  commitSent = 0;
   /** In snapshot state: the snapshot index being sent, and the next byte the follower expects. */
   pendingSnapshot = 0;
   snapshotPosition = 0;

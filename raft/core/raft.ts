@@ -412,6 +412,7 @@ export class RaftCore {
       this.heartbeatElapsed = 0;
       leader.broadcastHeartbeat();
     }
+    leader.tickCommitUpdate();
   }
 
   /** The preferred leader, if leadership should move back to it now (it is live and caught up). */

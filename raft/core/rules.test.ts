@@ -239,3 +239,55 @@ describe("a leader during its own fsync (pipelining: canStepDuringReady, drain)"
     expect(next.committedEntries.map((e) => e.index)).toEqual([3]);
   });
 });
+
+describe("commit updates reach followers lazily (Leader.tickCommitUpdate)", () => {
+  const ack = (from: string, index: number): Rpc => ({ type: "append_response", term: 1, from, to: "n1", success: true, index, hintIndex: 0, hintTerm: 0 });
+  const appendsTo = (rd: Ready, to: string) => rd.messages.filter((m) => m.type === "append_request" && m.to === to);
+
+  /** n1 leader of term 1 with "x" at index 2 durable on n1 and sent to n2 and n3; heartbeats every 5 ticks. */
+  function leaderWithX(): { core: RaftCore; store: MemoryLogStore } {
+    const store = new MemoryLogStore({ members });
+    const core = new RaftCore({ config: { id: "n1", members, heartbeatTicks: 5 }, logStore: store, prng: new Prng(7) });
+    core.step({ type: "timeout_now", term: 0, from: "n2", to: "n1" });
+    drain(core, store);
+    core.step({ type: "vote_response", term: 1, from: "n2", to: "n1", preVote: false, granted: true });
+    drain(core, store);
+    core.step(ack("n2", 1));
+    core.step(ack("n3", 1));
+    drain(core, store);
+    core.tick(); // the no-op's commit update
+    drain(core, store);
+    core.propose(enc("x"));
+    drain(core, store);
+    return { core, store };
+  }
+
+  it("a commit sends nothing by itself; the next tick sends one empty append per follower that lacks it", () => {
+    const { core, store } = leaderWithX();
+    core.step(ack("n2", 2));
+    expect(core.status().commit).toBe(2);
+    const rd = drain(core, store);
+    expect(rd.committedEntries.map((e) => e.index)).toEqual([2]);
+    // Eager propagation would send both followers an empty append carrying commit 2 here.
+    expect(rd.messages).toEqual([]);
+    core.tick();
+    const update = drain(core, store);
+    for (const to of ["n2", "n3"]) {
+      const a = appendsTo(update, to);
+      expect(a, to).toHaveLength(1);
+      expect(a[0]).toMatchObject({ commit: 2, entries: [] });
+    }
+    core.tick();
+    expect(drain(core, store).messages).toEqual([]);
+  });
+
+  it("no separate update for a follower whose next append already carried the commit", () => {
+    const { core, store } = leaderWithX();
+    core.step(ack("n2", 2));
+    core.propose(enc("y")); // index 3 leaves with commit 2 in the same Ready
+    const rd = drain(core, store);
+    for (const to of ["n2", "n3"]) expect(appendsTo(rd, to)[0], to).toMatchObject({ commit: 2, entries: [{ index: 3 }] });
+    core.tick();
+    expect(drain(core, store).messages).toEqual([]);
+  });
+});

@@ -13,6 +13,7 @@ describe("election (Raft §5.2)", () => {
     const c = new TestCluster(3);
     c.elect("n1");
     expect(c.leader()).toBe("n1");
+    c.spreadCommit();
     for (const id of c.ids) {
       expect(c.core(id).softState()).toMatchObject({ leader: "n1", term: 1 });
       expect(c.applied.get(id)?.map((e) => `${e.index}:${e.term}:${e.type}`)).toEqual(["1:1:noop"]);
@@ -23,6 +24,7 @@ describe("election (Raft §5.2)", () => {
     const c = new TestCluster(5);
     c.elect("n2");
     for (const t of ["a", "b", "c"]) expect(c.propose("n2", t).ok).toBe(true);
+    c.spreadCommit();
     for (const id of c.ids) expect(c.appliedTexts(id)).toEqual(["a", "b", "c"]);
   });
 
@@ -76,6 +78,7 @@ describe("pre-vote: a partitioned replica rejoins without disrupting the leader 
     expect(c.leader()).toBe("n1");
     expect(c.core("n1").softState().term).toBe(1);
     c.propose("n1", "after-heal");
+    c.spreadCommit();
     expect(c.appliedTexts("n3")).toEqual(["after-heal"]);
   });
 
@@ -131,6 +134,7 @@ describe("leadership transfer (thesis §3.10)", () => {
     expect(c.core("n3").softState().term).toBe(2);
     expect(c.delivered.some((d) => d.startsWith("n1->n3 timeout_now"))).toBe(true);
     c.propose("n3", "z");
+    c.spreadCommit();
     expect(c.appliedTexts("n1")).toEqual(["x", "z"]);
   });
 
@@ -157,6 +161,7 @@ describe("snapshots (thesis §5)", () => {
     expect(c.store("n3").snapshot()?.meta).toEqual(snap.meta);
     expect(new TextDecoder().decode(c.store("n3").snapshot()?.data)).toBe("state-of-n1-at-11");
     c.propose("n1", "after");
+    c.spreadCommit();
     expect(c.appliedTexts("n3")).toEqual(["after"]);
     expect(c.core("n3").status().commit).toBe(12);
   });
@@ -169,6 +174,7 @@ describe("stale terms are rejected (Raft §5.1)", () => {
     c.propose("n1", "a");
     expect(c.forceElection("n2")).toBe(true);
     c.propose("n2", "b");
+    c.spreadCommit();
     const logBefore = c.logOf("n3");
     const stale: AppendRequest = { type: "append_request", term: 1, from: "n1", to: "n3", prevIndex: 1, prevTerm: 1, entries: [{ index: 2, term: 1, type: "normal", data: enc("zombie") }], commit: 2 };
     c.core("n1").step({ type: "heartbeat", term: 1, from: "n2", to: "n1", commit: 0, readSeq: 0 }); // no-op: n1 already follows n2

@@ -99,6 +99,16 @@ export class TestCluster {
     }
   }
 
+  /**
+   * Followers learn a new commit index lazily (with the next append, or at the leader's next
+   * tick: Leader.tickCommitUpdate); this ticks the current leader once so they apply it now.
+   */
+  spreadCommit(): void {
+    const leader = this.leader();
+    assert(leader !== null, "spreadCommit without a leader");
+    this.tick(leader);
+  }
+
   /** Ticks `id` alone until it becomes leader (bounded). */
   elect(id: ReplicaId): void {
     const bound = 4 * (this.overrides.electionTicks ?? 10);
