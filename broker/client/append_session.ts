@@ -51,7 +51,8 @@ export class AppendSession {
   private call: Duplex | null = null;
   private readonly waiting = new Map<number, Waiter>();
   private queue: TaggedAppend[] = [];
-  private flushing: NodeJS.Immediate | null = null;
+  /** A flush is queued as a microtask. */
+  private flushing = false;
   private nextId = 1;
   private closed = false;
   /** performance.now() of the last message from the server (or of the stream's opening). */
@@ -72,8 +73,12 @@ export class AppendSession {
       const timer = setTimeout(() => this.timedOut(id, timeoutMs), timeoutMs);
       this.waiting.set(id, { resolve, timer });
       this.queue.push({ id, request: req });
-      // One message per turn: every append issued in this turn rides in it.
-      this.flushing ??= setImmediate(() => this.flush());
+      // One message for the appends issued together: the flush runs as a microtask, after the
+      // code that issued this append (and the promise continuations already queued) has run.
+      if (!this.flushing) {
+        this.flushing = true;
+        queueMicrotask(() => this.flush());
+      }
     });
   }
 
@@ -86,8 +91,6 @@ export class AppendSession {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    if (this.flushing !== null) clearImmediate(this.flushing);
-    this.flushing = null;
     const call = this.call;
     this.call = null;
     call?.cancel();
@@ -106,7 +109,7 @@ export class AppendSession {
   }
 
   private flush(): void {
-    this.flushing = null;
+    this.flushing = false;
     if (this.closed || this.queue.length === 0) return;
     const call = this.call ?? this.open();
     const all = this.queue;

@@ -108,8 +108,8 @@ function appendStream(
 
 /**
  * The pipelined append stream (ledger.proto, AppendSession). Each tagged append is proposed as it
- * arrives and answered once with its id; the answers that settle in the same event-loop turn
- * (typically a whole applied batch) leave as one message, so the per-message cost of grpc-js is
+ * arrives and answered once with its id; the answers that settle together (typically a whole
+ * applied batch) leave as one message, so the per-message cost of grpc-js is
  * paid per batch, not per append. A client that goes away only loses its answers: the
  * proposals settle on their own (a retry with the same (clientId, sequence) finds them). When
  * the replica stops, the session ends once its answers (all "stopped") are flushed.
@@ -119,17 +119,16 @@ function appendSession(svc: LedgerService, log: Logger, call: grpc.ServerDuplexS
   let halfClosed = false;
   let inFlight = 0;
   let outbox: TaggedResult[] = [];
-  let flushing: NodeJS.Immediate | null = null;
+  /** A flush is queued as a microtask (see `answer`). */
+  let flushing = false;
   const finish = (how: () => void): void => {
     if (!open) return;
     open = false;
     deregister?.();
-    if (flushing !== null) clearImmediate(flushing);
-    flushing = null;
     how();
   };
   const flush = (): void => {
-    flushing = null;
+    flushing = false;
     if (!open) return;
     if (outbox.length > 0) {
       const results = outbox;
@@ -138,15 +137,23 @@ function appendSession(svc: LedgerService, log: Logger, call: grpc.ServerDuplexS
     }
     if (inFlight === 0 && (halfClosed || stopping)) finish(() => call.end());
   };
+  // The answers leave in a microtask queued by the first of them: a batch applied in one loop
+  // turn settles its appends' promise chains in step, so they are all in the outbox by then, and
+  // the message goes out in this event-loop iteration rather than the next (setImmediate).
+  const scheduleFlush = (): void => {
+    if (flushing) return;
+    flushing = true;
+    queueMicrotask(flush);
+  };
   const answer = (id: number, result: AppendResult): void => {
     if (!open) return;
     outbox.push({ id, result });
-    flushing ??= setImmediate(flush);
+    scheduleFlush();
   };
   let stopping = false;
   const deregister = svc.openSession(() => {
     stopping = true;
-    flushing ??= setImmediate(flush);
+    scheduleFlush();
   });
   if (deregister === null) {
     const f = svc.failure(grpc.status.RESOURCE_EXHAUSTED, "backpressure", "too many AppendSessions open on this replica, or it is stopping");
@@ -180,7 +187,7 @@ function appendSession(svc: LedgerService, log: Logger, call: grpc.ServerDuplexS
   // The client sends no more; answer what is in flight, then end with OK.
   call.on("end", () => {
     halfClosed = true;
-    flushing ??= setImmediate(flush);
+    scheduleFlush();
   });
   const abandoned = (why: string): void => finish(() => log.debug({ why, inFlight }, "append_session_abandoned"));
   call.on("cancelled", () => abandoned("cancelled"));
