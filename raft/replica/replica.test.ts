@@ -13,7 +13,9 @@ const dec = (b: Uint8Array) => new TextDecoder().decode(b);
 /** Appends each normal entry's text to a list; the result is the list's new length. */
 class ListMachine implements StateMachine {
   items: string[] = [];
+  onApply: (() => void) | null = null;
   apply(entry: Entry): Uint8Array {
+    this.onApply?.();
     if (entry.type === "normal") this.items.push(dec(entry.data));
     return enc(String(this.items.length));
   }
@@ -276,6 +278,7 @@ describe("Replica driver", () => {
     const store = g.stores.get(leader.id) as AsyncSyncStore;
     g.net.recordWire = true;
     store.onAppend = () => g.net.wire.push(`${leader.id} write`);
+    for (const id of g.ids) g.machines.get(id)!.onApply = () => g.net.wire.push(`${id} apply`);
     const x = leader.propose(enc("x"));
     g.clock.advance(0);
     const mine = g.net.wire.filter((w) => w.startsWith(`${leader.id} `));
@@ -287,11 +290,17 @@ describe("Replica driver", () => {
     await g.settle(x);
     g.clock.advance(100);
     // No replica leaves RPCs queued at the end of a turn: its last transport call is a flush.
+    // A follower's ack is flushed as soon as it is sent, before the entries it commits are applied.
     for (const id of g.ids) {
-      const calls = g.net.wire.filter((w) => w.startsWith(`${id} `) && !w.endsWith(" write"));
+      const calls = g.net.wire.filter((w) => w.startsWith(`${id} `) && !w.endsWith(" write") && !w.endsWith(" apply"));
       expect(calls.length, id).toBeGreaterThan(0);
       expect(calls[calls.length - 1], id).toBe(`${id} flush`);
+      const all = g.net.wire.filter((w) => w.startsWith(`${id} `));
+      all.forEach((w, i) => {
+        if (w.endsWith(" append_response")) expect(all[i + 1], `${id} after ${w}`).toBe(`${id} flush`);
+      });
     }
+    expect(g.net.wire.some((w) => w.endsWith(" append_response"))).toBe(true);
   });
 
   it("with an off-loop fsync, a follower acknowledges an entry only after its fsync completes", async () => {

@@ -450,8 +450,12 @@ export class Replica {
 
   /** Steps 3–6 of the Ready contract, once its writes are durable. */
   private afterSync(rd: Ready): void {
-    // Vote grants and acks vouch for what was just made durable.
-    if (rd.messagesAfterSync.length > 0) this.opts.transport.send(rd.messagesAfterSync);
+    // Vote grants and acks vouch for what was just made durable. They leave before this Ready's
+    // entries are applied: an ack is on the leader's commit path, applying here is not.
+    if (rd.messagesAfterSync.length > 0) {
+      this.opts.transport.send(rd.messagesAfterSync);
+      this.flushSends();
+    }
     if (rd.snapshot !== null) this.restoreSnapshot(rd);
     for (let i = this.appliedEarly; i < rd.committedEntries.length; i++) this.applyEntry(rd.committedEntries[i] as Ready["committedEntries"][number]);
     this.appliedEarly = 0;
