@@ -25,12 +25,6 @@ export interface StateMachine {
  */
 export interface Transport {
   send(rpcs: readonly Rpc[]): void;
-  /**
-   * Optional: puts what `send` queued on the wire now instead of later in the event loop. The
-   * replica calls it at the end of each loop turn, and before a leader's own write, so that a
-   * turn's RPCs leave in one batch per peer without waiting for another event-loop iteration.
-   */
-  flush?(): void;
   onReceive(handler: (rpcs: readonly Rpc[]) => void): void;
   /** Called when an established connection to `peer` is lost. */
   onPeerDown(handler: (peer: ReplicaId) => void): void;

@@ -54,9 +54,6 @@ export class LocalNetwork {
   private readonly isolated = new Set<ReplicaId>();
   /** RPCs delivered, by type, for assertions. */
   readonly deliveredByType = new Map<string, number>();
-  /** What each replica did to its transport, in order ("n1 send append_request", "n1 flush"), when recording. */
-  readonly wire: string[] = [];
-  recordWire = false;
 
   constructor(private readonly clock: Clock) {}
 
@@ -64,12 +61,8 @@ export class LocalNetwork {
     return {
       send: (rpcs) => {
         if (this.down.has(id)) return;
-        if (this.recordWire) this.wire.push(`${id} send ${rpcs.map((r) => r.type).join(",")}`);
         const batch = rpcs.slice();
         this.clock.setTimer(0, () => this.deliver(batch));
-      },
-      flush: () => {
-        if (this.recordWire) this.wire.push(`${id} flush`);
       },
       onReceive: (h) => {
         this.handlers.set(id, h);

@@ -13,9 +13,7 @@ const dec = (b: Uint8Array) => new TextDecoder().decode(b);
 /** Appends each normal entry's text to a list; the result is the list's new length. */
 class ListMachine implements StateMachine {
   items: string[] = [];
-  onApply: (() => void) | null = null;
   apply(entry: Entry): Uint8Array {
-    this.onApply?.();
     if (entry.type === "normal") this.items.push(dec(entry.data));
     return enc(String(this.items.length));
   }
@@ -49,12 +47,6 @@ class AsyncSyncStore extends MemoryLogStore {
     };
     if (this.held || (this.holdFromIndex !== null && this.lastIndex() >= this.holdFromIndex)) this.waiting.push(finish);
     else this.clock.setTimer(0, finish);
-  }
-  /** Called with each batch the replica writes (before its sync). */
-  onAppend: ((entries: readonly Entry[]) => void) | null = null;
-  override append(entries: readonly Entry[]): void {
-    this.onAppend?.(entries);
-    super.append(entries);
   }
   get pendingSyncs(): number {
     return this.waiting.length;
@@ -269,38 +261,6 @@ describe("Replica driver", () => {
     expect(outs.map((o) => o.ok && o.index)).toEqual([base + 1, base + 2]);
     g.clock.advance(100);
     for (const id of g.ids) expect(g.machines.get(id)?.items).toEqual(["x", "y"]);
-  });
-
-  it("puts a leader's appends on the wire before its own write, and ends every turn with a flush", async () => {
-    const g = group(3, 1000, 10, true);
-    g.clock.advance(500);
-    const leader = g.leader()!;
-    const store = g.stores.get(leader.id) as AsyncSyncStore;
-    g.net.recordWire = true;
-    store.onAppend = () => g.net.wire.push(`${leader.id} write`);
-    for (const id of g.ids) g.machines.get(id)!.onApply = () => g.net.wire.push(`${id} apply`);
-    const x = leader.propose(enc("x"));
-    g.clock.advance(0);
-    const mine = g.net.wire.filter((w) => w.startsWith(`${leader.id} `));
-    const sent = mine.findIndex((w) => w.includes("append_request"));
-    expect(sent).toBeGreaterThanOrEqual(0);
-    // Without the flush the appends would wait for the transport's next event-loop iteration,
-    // behind this replica's own write and the rest of its turn.
-    expect(mine.slice(sent + 1, sent + 3)).toEqual([`${leader.id} flush`, `${leader.id} write`]);
-    await g.settle(x);
-    g.clock.advance(100);
-    // No replica leaves RPCs queued at the end of a turn: its last transport call is a flush.
-    // A follower's ack is flushed as soon as it is sent, before the entries it commits are applied.
-    for (const id of g.ids) {
-      const calls = g.net.wire.filter((w) => w.startsWith(`${id} `) && !w.endsWith(" write") && !w.endsWith(" apply"));
-      expect(calls.length, id).toBeGreaterThan(0);
-      expect(calls[calls.length - 1], id).toBe(`${id} flush`);
-      const all = g.net.wire.filter((w) => w.startsWith(`${id} `));
-      all.forEach((w, i) => {
-        if (w.endsWith(" append_response")) expect(all[i + 1], `${id} after ${w}`).toBe(`${id} flush`);
-      });
-    }
-    expect(g.net.wire.some((w) => w.endsWith(" append_response"))).toBe(true);
   });
 
   it("with an off-loop fsync, a follower acknowledges an entry only after its fsync completes", async () => {

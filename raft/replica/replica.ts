@@ -322,19 +322,9 @@ export class Replica {
       if (!r.ok) this.refused(rpc, r.detail);
     }
     for (let n = 0; n < readiesPerTurnMax && !this.stopped && this.core.hasReady(); n++) {
-      if (!this.handleReady(this.core.ready())) return this.flushSends();
+      if (!this.handleReady(this.core.ready())) return;
     }
     if (this.core.hasReady() || this.inbox.length > 0) this.schedule();
-    this.flushSends();
-  }
-
-  /**
-   * The turn's RPCs go on the wire now. Left to the transport's own setImmediate they would wait
-   * for the next event-loop iteration, since this turn itself runs in one: 20–40 µs per hop on
-   * the commit path (leader → followers, acks back), measured at one append in flight.
-   */
-  private flushSends(): void {
-    this.opts.transport.flush?.();
   }
 
   /**
@@ -359,10 +349,7 @@ export class Replica {
     inbox.length = kept;
     const d = this.core.drain(this.opts.logStore.lastIndex());
     if (d.messages.length > 0 || d.committedEntries.length > 0) this.counters.pipelinedDrains++;
-    if (d.messages.length > 0) {
-      this.opts.transport.send(d.messages);
-      this.flushSends();
-    }
+    if (d.messages.length > 0) this.opts.transport.send(d.messages);
     if (d.committedEntries.length === 0) return;
     // The Ready's own committed entries come first (all written before its fsync started).
     for (; this.appliedEarly < rd.committedEntries.length; this.appliedEarly++) this.applyEntry(rd.committedEntries[this.appliedEarly] as Ready["committedEntries"][number]);
@@ -391,8 +378,6 @@ export class Replica {
     const store = this.opts.logStore;
     const inline = this.softState.role !== "leader" && rd.entries.length <= this.inlineSyncEntriesMax;
     if (rd.snapshot === null && rd.entries.length > 0 && store.syncAsync !== undefined && !inline) {
-      // The appends are on the wire before this replica's own write and fsync start.
-      if (rd.messages.length > 0) this.flushSends();
       this.writeBuffered(rd);
       const t0 = this.opts.clock.nowMs();
       this.syncing = rd;
@@ -450,12 +435,8 @@ export class Replica {
 
   /** Steps 3–6 of the Ready contract, once its writes are durable. */
   private afterSync(rd: Ready): void {
-    // Vote grants and acks vouch for what was just made durable. They leave before this Ready's
-    // entries are applied: an ack is on the leader's commit path, applying here is not.
-    if (rd.messagesAfterSync.length > 0) {
-      this.opts.transport.send(rd.messagesAfterSync);
-      this.flushSends();
-    }
+    // Vote grants and acks vouch for what was just made durable.
+    if (rd.messagesAfterSync.length > 0) this.opts.transport.send(rd.messagesAfterSync);
     if (rd.snapshot !== null) this.restoreSnapshot(rd);
     for (let i = this.appliedEarly; i < rd.committedEntries.length; i++) this.applyEntry(rd.committedEntries[i] as Ready["committedEntries"][number]);
     this.appliedEarly = 0;

@@ -22,7 +22,6 @@ import { validateTransportOptions, type GrpcTransportConfig, type GrpcTransportO
  *   - `send(rpcs)` never blocks and never throws for a down peer. RPCs are queued per peer (bounded
  *     by outboundRpcsMax and outboundBytesMax, dropping the oldest) and flushed once per event-loop
  *     turn, so all `send` calls of one turn leave as one frame per peer. Raft tolerates the loss.
- *     `flush()` frames the queue at once: the replica calls it when its turn ends.
  *   - `onReceive(handler)` gets each frame's RPCs, decoded and checked against the stream's
  *     handshake (group, sender, receiver). Malformed frames are dropped, counted and logged; the
  *     stream stays open.
@@ -359,9 +358,7 @@ export class GrpcTransport {
     if (this.flushScheduled === null && !this.closing) this.flushScheduled = setImmediate(() => this.flush());
   }
 
-  /** Frames what is queued now (Transport.flush); the scheduled flush then finds nothing to do. */
-  flush(): void {
-    if (this.flushScheduled !== null) clearImmediate(this.flushScheduled);
+  private flush(): void {
     this.flushScheduled = null;
     const links = [...this.dirty];
     this.dirty.clear();
