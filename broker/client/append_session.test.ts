@@ -37,16 +37,21 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
+/** An AppendSession on a fresh channel to `srv`; the session, the channel and the server are closed after the test. */
+async function sessionTo(srv: { address: string; stop: () => Promise<void> }): Promise<AppendSession> {
+  cleanups.push(srv.stop);
+  const client = new grpc.Client(srv.address, grpc.credentials.createInsecure());
+  const session = new AppendSession(client);
+  cleanups.push(() => {
+    session.close();
+    client.close();
+  });
+  return session;
+}
+
 describe("AppendSession deadlines (one timer per session)", () => {
   it("fails each unanswered append at its own deadline, a later append with a shorter deadline first", async () => {
-    const srv = await server((seq) => seq === 3);
-    cleanups.push(srv.stop);
-    const client = new grpc.Client(srv.address, grpc.credentials.createInsecure());
-    const session = new AppendSession(client);
-    cleanups.push(() => {
-      session.close();
-      client.close();
-    });
+    const session = await sessionTo(await server((seq) => seq === 3));
     const order: string[] = [];
     const t0 = performance.now();
     const track = (name: string, p: ReturnType<AppendSession["append"]>) =>
@@ -71,14 +76,7 @@ describe("AppendSession deadlines (one timer per session)", () => {
   });
 
   it("an answer that comes after the deadline is ignored; appends answered in time keep succeeding", async () => {
-    const srv = await server(() => true, 150);
-    cleanups.push(srv.stop);
-    const client = new grpc.Client(srv.address, grpc.credentials.createInsecure());
-    const session = new AppendSession(client);
-    cleanups.push(() => {
-      session.close();
-      client.close();
-    });
+    const session = await sessionTo(await server(() => true, 150));
     const late = await session.append(req(1), 50);
     expect(late.ok).toBe(false);
     if (!late.ok) expect(late.failure.code).toBe(grpc.status.DEADLINE_EXCEEDED);
