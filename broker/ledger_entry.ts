@@ -17,6 +17,8 @@
  * bytes (from its kind byte on) as the body.
  */
 
+import { ByteSlab } from "../raft/base/bytes.js";
+
 export const entryVersion = 1;
 export const kvEntryVersion = 2;
 export const clientIdBytesMax = 64;
@@ -35,6 +37,8 @@ export class EntryFormatError extends Error {
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: true });
+/** Entries' bytes: they live in the log's tail cache and leave it oldest first (ByteSlab). */
+const entrySlab = new ByteSlab();
 
 /**
  * UTF-8 of recent clientIds. A producer sends many appends under one id, and encoding it twice
@@ -66,8 +70,8 @@ export function entryOverheadBytes(clientId: string): number {
 export function encodeClientEntry(e: ClientEntry, version: typeof entryVersion | typeof kvEntryVersion = entryVersion): Uint8Array {
   const id = idBytes(e.clientId);
   checkIdentity(id.byteLength, e.sequence);
-  const out = new Uint8Array(fixedBytes + id.byteLength + e.body.byteLength);
-  const view = new DataView(out.buffer);
+  const out = entrySlab.alloc(fixedBytes + id.byteLength + e.body.byteLength);
+  const view = new DataView(out.buffer, out.byteOffset, out.byteLength);
   out[0] = version;
   out[1] = id.byteLength;
   out.set(id, 2);
@@ -122,19 +126,35 @@ export interface ApplyResult {
   readonly term: number;
 }
 
+/**
+ * The f64 fields go through one scratch buffer: a DataView over the result's own `.buffer`
+ * would make V8 give every 17-byte result an ArrayBuffer of its own (small typed arrays live
+ * on the heap until their buffer is asked for), one more per append for the scavenger to sweep.
+ */
+const f64Scratch = new DataView(new ArrayBuffer(8));
+const f64Bytes = new Uint8Array(f64Scratch.buffer);
+
+function putF64(out: Uint8Array, at: number, v: number): void {
+  f64Scratch.setFloat64(0, v);
+  out.set(f64Bytes, at);
+}
+
+function getF64(bytes: Uint8Array, at: number): number {
+  for (let i = 0; i < 8; i++) f64Bytes[i] = bytes[at + i] as number;
+  return f64Scratch.getFloat64(0);
+}
+
 export function encodeApplyResult(r: ApplyResult): Uint8Array {
   const out = new Uint8Array(17);
-  const view = new DataView(out.buffer);
   out[0] = r.kind;
-  view.setFloat64(1, r.index);
-  view.setFloat64(9, r.term);
+  putF64(out, 1, r.index);
+  putF64(out, 9, r.term);
   return out;
 }
 
 export function decodeApplyResult(bytes: Uint8Array): ApplyResult {
   if (bytes.byteLength !== 17) throw new EntryFormatError(`apply result of ${bytes.byteLength} bytes, expected 17`);
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const kind = bytes[0] as number;
   if (kind > ApplyKind.noop) throw new EntryFormatError(`apply result kind ${kind}`);
-  return { kind: kind as ApplyKind, index: view.getFloat64(1), term: view.getFloat64(9) };
+  return { kind: kind as ApplyKind, index: getF64(bytes, 1), term: getF64(bytes, 9) };
 }

@@ -40,6 +40,23 @@ describe("ledger.proto and the codec's field tables agree", () => {
 });
 
 describe("protobuf wire codec", () => {
+  it("copies bytes fields by default, and with aliasBytes gives views into the input (nested ones too)", () => {
+    const req: AppendRequest = { clientId: "c", sequence: 7, body: new Uint8Array([9, 8, 7]) };
+    const wire = encodeMessage(schemas.appendRequest, { ...req });
+    const copied = decodeMessage<AppendRequest>(schemas.appendRequest, wire);
+    const viewed = decodeMessage<AppendRequest>(schemas.appendRequest, wire, { aliasBytes: true });
+    expect([...copied.body]).toEqual([9, 8, 7]);
+    expect([...viewed.body]).toEqual([9, 8, 7]);
+    expect(viewed.body.buffer).toBe(wire.buffer);
+    expect(copied.body.buffer).not.toBe(wire.buffer);
+    wire[wire.byteLength - 1] = 0;
+    expect([...copied.body]).toEqual([9, 8, 7]);
+    expect([...viewed.body]).toEqual([9, 8, 0]);
+    const session = encodeMessage(schemas.appendSessionRequest, { appends: [{ id: 1, request: { ...req } }] });
+    const nested = decodeMessage<{ appends: { request: AppendRequest }[] }>(schemas.appendSessionRequest, session, { aliasBytes: true });
+    expect(nested.appends[0]?.request.body.buffer).toBe(session.buffer);
+  });
+
   it("encodes byte for byte as protoc would", () => {
     // AppendRequest{client_id:"c", sequence:300, body:[1,2]}: 0a 01 63 | 10 ac 02 | 1a 02 01 02
     const bytes = encodeMessage(schemas.appendRequest, { clientId: "c", sequence: 300, body: new Uint8Array([1, 2]) });

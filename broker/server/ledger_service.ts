@@ -258,10 +258,14 @@ export class LedgerService {
     return { code: f.code, message: f.message, reason: f.reason, outcomeUnknown: f.outcomeUnknown, response: null, leaderId, leaderAddress };
   }
 
-  /** Decodes an untrusted request; a malformed one becomes INVALID_ARGUMENT. */
+  /**
+   * Decodes an untrusted request; a malformed one becomes INVALID_ARGUMENT. Its bytes fields
+   * (append bodies) are views into grpc-js's message buffer, which nothing writes to: propose
+   * copies a body into its entry.
+   */
   decode<T>(schema: MessageSchema, bytes: Buffer): Answer<T> {
     try {
-      return { ok: true, value: decodeMessage<T>(schema, bytes) };
+      return { ok: true, value: decodeMessage<T>(schema, bytes, { aliasBytes: true }) };
     } catch (err) {
       if (!(err instanceof ProtoDecodeError)) throw err;
       return fail(this.failure(grpc.status.INVALID_ARGUMENT, "malformed", `malformed ${schema.name}: ${err.message}`));

@@ -52,3 +52,38 @@ export function fnv1a(bytes: Uint8Array, seed = 0x811c9dc5): number {
   }
   return h;
 }
+
+/**
+ * Byte arrays carved from shared ArrayBuffers ("slabs"), for many small arrays that die roughly
+ * in the order they were made, such as log entries (the tail cache drops the oldest first). One
+ * ArrayBuffer per slab instead of one per array: V8 tracks every ArrayBuffer on its own and
+ * sweeps them in each scavenge, which at 3,000 appends/s was 1.5–1.9 ms of a leader's 2–4 ms
+ * scavenge pauses. A slab stays alive while any array carved from it does, so arrays of
+ * `largeMin` bytes or more get a buffer of their own. Contents start as zeros, like
+ * `new Uint8Array(n)`.
+ */
+export class ByteSlab {
+  private slab: ArrayBuffer | null = null;
+  private used = 0;
+
+  constructor(
+    readonly slabBytes = 256 * 1024,
+    readonly largeMin = 32 * 1024,
+  ) {
+    if (!(Number.isSafeInteger(slabBytes) && slabBytes > 0 && largeMin > 0 && largeMin <= slabBytes)) {
+      throw new RangeError(`ByteSlab: slabBytes ${slabBytes}, largeMin ${largeMin}`);
+    }
+  }
+
+  alloc(n: number): Uint8Array {
+    if (n >= this.largeMin) return new Uint8Array(n);
+    if (this.slab === null || this.used + n > this.slabBytes) {
+      this.slab = new ArrayBuffer(this.slabBytes);
+      this.used = 0;
+    }
+    const out = new Uint8Array(this.slab, this.used, n);
+    // Every array starts on an 8-byte boundary, so a DataView over it reads aligned.
+    this.used += (n + 7) & ~7;
+    return out;
+  }
+}
