@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --initial-old-space-size=256
 /**
  * The `dledger` binary. This is the composition root: the one place allowed to reach into chaos/
  * and bench/ (lazily, so that `dledger start` never loads the simulator). Each tool registers its

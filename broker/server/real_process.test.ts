@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
 import { ledgerService, type AppendStreamResponse } from "../api/ledger_messages.js";
 import { LedgerClient, type AppendOutcome } from "../client/ledger_client.js";
-import { spawnReplica, type ClusterMember } from "./cluster_runner.js";
+import { replicaNodeArgs, spawnReplica, type ClusterMember } from "./cluster_runner.js";
 import { freePort, randomLoopbackHost, waitFor } from "./test_helpers.js";
 import { ensureBuilt, repoRoot } from "./test_build.js";
 
@@ -436,6 +436,8 @@ describe("real processes: the CLI", () => {
     await waitFor("the cluster to print its leader", () => /^leader: n\d at /m.test(output), 20_000);
     const childPids = [...output.matchAll(/^n\d: pid (\d+)/gm)].map((m) => Number(m[1]));
     expect(childPids).toHaveLength(3);
+    // Every replica runs with replicaNodeArgs (V8 refuses them in NODE_OPTIONS: only argv carries them).
+    for (const pid of childPids) expect(readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0")).toEqual(expect.arrayContaining([...replicaNodeArgs]));
     const endpoints = ["--endpoints", [1, 2, 3].map((i) => `127.0.0.1:${base + i}`).join(",")];
     const appended = await run(["append", "hello cli", ...endpoints]);
     expect(appended.stdout).toMatch(/^appended: index (\d+), term \d+$/m);

@@ -33,6 +33,7 @@ import { fileURLToPath } from "node:url";
 import { stringify } from "yaml";
 import { nodeConfigDefaults } from "../../broker/node_config.js";
 import { clockSkewFileEnv } from "../../broker/server/wall_clock.js";
+import { replicaNodeArgs } from "../../broker/server/cluster_runner.js";
 import type { ChaosCluster, ChaosNode, ClusterCapabilities, Corruption, NodeId, ReplicaExit } from "./contracts.js";
 import { corruptCommittedEntry, repairCorruption } from "./corruption.js";
 import { probeNetem, probeNetns, TestNetwork } from "./netns.js";
@@ -424,7 +425,7 @@ class RealChaosCluster implements ChaosCluster {
       // Detached: each replica leads its own process group, so kill() reaches anything it forks,
       // and a terminal's Ctrl-C reaches the runner only (which then stops the replicas itself).
       const options: SpawnOptions = { stdio: ["ignore", fd, fd], detached: true, env: { ...process.env, [clockSkewFileEnv]: s.clockPath } };
-      const argv = [process.execPath, this.#mainJs, "start", "--config", s.configPath];
+      const argv = [process.execPath, ...replicaNodeArgs, this.#mainJs, "start", "--config", s.configPath];
       const [file, ...args] = argv as [string, ...string[]];
       return this.network !== null ? this.network.spawn(s.node.id, argv, options) : spawn(file, args, options);
     } finally {
