@@ -83,5 +83,7 @@ describe("AppendSession deadlines (one timer per session)", () => {
     const rs = await Promise.all([2, 3, 4].map((s) => session.append(req(s), 5000)));
     expect(rs.map((r) => r.ok && r.value.index)).toEqual([2, 3, 4]);
     expect(session.inFlight).toBe(0);
+    // With nothing waiting the deadline timer is disarmed: it must not hold the process for 5 s.
+    expect((session as unknown as { deadlineTimer: unknown }).deadlineTimer).toBeNull();
   });
 });
