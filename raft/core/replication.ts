@@ -230,8 +230,10 @@ export class Leader {
       pr.becomeProbe();
       pr.becomeReplicate();
     } else if (pr.state === ProgressState.replicate) pr.inflights.freeTo(m.index);
-    // A follower that was paused may have missed a commit update while it was: tell it now.
-    if (!this.maybeCommit()) this.markForAppend(m.from, wasPaused);
+    this.maybeCommit();
+    // The ack may have freed room in its window: what waits goes now. A follower that was paused
+    // may also have missed a commit update while it was: tell it now, even with nothing new.
+    this.markForAppend(m.from, wasPaused);
     if (this.leadTransferee === m.from && pr.match === log.lastIndex()) this.sendTimeoutNow(m.from);
     return null;
   }

@@ -281,6 +281,26 @@ describe("commit updates reach followers lazily (Leader.tickCommitUpdate)", () =
     expect(drain(core, store).messages).toEqual([]);
   });
 
+  it("an ack that commits still sends its follower the entries its full window held back, at once", () => {
+    const store = new MemoryLogStore({ members });
+    const core = new RaftCore({ config: { id: "n1", members, heartbeatTicks: 5, inflightRpcsMax: 1 }, logStore: store, prng: new Prng(7) });
+    core.step({ type: "timeout_now", term: 0, from: "n2", to: "n1" });
+    drain(core, store);
+    core.step({ type: "vote_response", term: 1, from: "n2", to: "n1", preVote: false, granted: true });
+    drain(core, store);
+    core.step(ack("n2", 1));
+    core.step(ack("n3", 1));
+    drain(core, store);
+    core.propose(enc("x")); // index 2: one append per follower fills its window of 1
+    drain(core, store);
+    core.propose(enc("y")); // index 3: held back
+    expect(appendsTo(drain(core, store), "n2")).toEqual([]);
+    core.step(ack("n2", 2)); // commits 2 and frees n2's window
+    expect(core.status().commit).toBe(2);
+    const rd = drain(core, store);
+    expect(appendsTo(rd, "n2").map((m) => m.type === "append_request" && m.entries.map((e) => e.index))).toEqual([[3]]);
+  });
+
   it("no separate update for a follower whose next append already carried the commit", () => {
     const { core, store } = leaderWithX();
     core.step(ack("n2", 2));
