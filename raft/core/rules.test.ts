@@ -244,10 +244,10 @@ describe("commit updates reach followers lazily (Leader.tickCommitUpdate)", () =
   const ack = (from: string, index: number): Rpc => ({ type: "append_response", term: 1, from, to: "n1", success: true, index, hintIndex: 0, hintTerm: 0 });
   const appendsTo = (rd: Ready, to: string) => rd.messages.filter((m) => m.type === "append_request" && m.to === to);
 
-  /** n1 leader of term 1 with "x" at index 2 durable on n1 and sent to n2 and n3; heartbeats every 5 ticks. */
-  function leaderWithX(): { core: RaftCore; store: MemoryLogStore } {
+  /** n1 elected leader of term 1 (heartbeats every 5 ticks), its no-op committed and the commit sent to n2 and n3. */
+  function elected(config: { inflightRpcsMax?: number } = {}): { core: RaftCore; store: MemoryLogStore } {
     const store = new MemoryLogStore({ members });
-    const core = new RaftCore({ config: { id: "n1", members, heartbeatTicks: 5 }, logStore: store, prng: new Prng(7) });
+    const core = new RaftCore({ config: { id: "n1", members, heartbeatTicks: 5, ...config }, logStore: store, prng: new Prng(7) });
     core.step({ type: "timeout_now", term: 0, from: "n2", to: "n1" });
     drain(core, store);
     core.step({ type: "vote_response", term: 1, from: "n2", to: "n1", preVote: false, granted: true });
@@ -257,6 +257,12 @@ describe("commit updates reach followers lazily (Leader.tickCommitUpdate)", () =
     drain(core, store);
     core.tick(); // the no-op's commit update
     drain(core, store);
+    return { core, store };
+  }
+
+  /** The same with "x" at index 2 durable on n1 and sent to n2 and n3. */
+  function leaderWithX(): { core: RaftCore; store: MemoryLogStore } {
+    const { core, store } = elected();
     core.propose(enc("x"));
     drain(core, store);
     return { core, store };
@@ -282,15 +288,7 @@ describe("commit updates reach followers lazily (Leader.tickCommitUpdate)", () =
   });
 
   it("an ack that commits still sends its follower the entries its full window held back, at once", () => {
-    const store = new MemoryLogStore({ members });
-    const core = new RaftCore({ config: { id: "n1", members, heartbeatTicks: 5, inflightRpcsMax: 1 }, logStore: store, prng: new Prng(7) });
-    core.step({ type: "timeout_now", term: 0, from: "n2", to: "n1" });
-    drain(core, store);
-    core.step({ type: "vote_response", term: 1, from: "n2", to: "n1", preVote: false, granted: true });
-    drain(core, store);
-    core.step(ack("n2", 1));
-    core.step(ack("n3", 1));
-    drain(core, store);
+    const { core, store } = elected({ inflightRpcsMax: 1 });
     core.propose(enc("x")); // index 2: one append per follower fills its window of 1
     drain(core, store);
     core.propose(enc("y")); // index 3: held back
