@@ -50,7 +50,7 @@ async function sessionTo(srv: { address: string; stop: () => Promise<void> }): P
 }
 
 describe("AppendSession deadlines (one timer per session)", () => {
-  it("fails each unanswered append at its own deadline, a later append with a shorter deadline first", async () => {
+  it("fails each unanswered append at its own deadline, a later append with a shorter deadline first, and answers the answered one", async () => {
     const session = await sessionTo(await server((seq) => seq === 3));
     const order: string[] = [];
     const t0 = performance.now();
@@ -61,14 +61,15 @@ describe("AppendSession deadlines (one timer per session)", () => {
       });
     const long = track("long", session.append(req(1), 1500));
     const short = track("short", session.append(req(2), 300));
-    const answered = track("answered", session.append(req(3), 200));
+    const answered = track("answered", session.append(req(3), 5000));
     const [l, s, a] = await Promise.all([long, short, answered]);
     expect(a.r.ok).toBe(true);
     for (const x of [l, s]) {
       expect(x.r.ok).toBe(false);
       if (!x.r.ok) expect(x.r.failure.code).toBe(grpc.status.DEADLINE_EXCEEDED);
     }
-    expect(order).toEqual(["answered", "short", "long"]);
+    // Only the deadlines decide this order; when the answer lands beside them depends on the box.
+    expect(order.filter((n) => n !== "answered")).toEqual(["short", "long"]);
     // Never before its own deadline (timers may fire late, never early).
     expect(s.ms).toBeGreaterThanOrEqual(299);
     expect(l.ms).toBeGreaterThanOrEqual(1499);

@@ -56,7 +56,7 @@ export function writeClusterConfigs(dir: string, nodes: number, basePort: number
  * replica's ~20 MiB heap tight and ran a mark-compact every 0.5–0.8 s even at 3,000 appends/s:
  * 2–6 ms pauses plus incremental steps of up to 5 ms and concurrent marking on both vCPUs, the
  * main source of the low-load tail (`bench cluster --rate 3000`, 3 pairs: p99 12.3 / 13.8 / 14.6
- * ms without, 4.7 / 4.6 / 4.8 ms with; one mark-compact per replica in 30 s instead of ~50).
+ * ms without, 4.7 / 4.6 / 4.8 ms with; one mark-compact per replica in 30 s instead of one every 0.5–0.8 s).
  * V8 refuses this flag in NODE_OPTIONS, so it goes on the command line: here for the children
  * of `dledger cluster`, the benchmarks and the chaos harness, and in the `dledger` binary's
  * shebang for `dledger start` run directly.

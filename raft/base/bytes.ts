@@ -57,8 +57,8 @@ export function fnv1a(bytes: Uint8Array, seed = 0x811c9dc5): number {
  * Byte arrays carved from shared ArrayBuffers ("slabs"), for many small arrays that die roughly
  * in the order they were made, such as log entries (the tail cache drops the oldest first). One
  * ArrayBuffer per slab instead of one per array: V8 tracks every ArrayBuffer on its own and
- * sweeps them in each scavenge, which at 3,000 appends/s was 1.5–1.9 ms of a leader's 2–4 ms
- * scavenge pauses. A slab stays alive while any array carved from it does, so arrays of
+ * sweeps them in each scavenge, which at 3,000 appends/s was 1.5–1.9 ms of a leader's longest
+ * scavenge pauses (3–7 ms). A slab stays alive while any array carved from it does, so arrays of
  * `largeMin` bytes or more get a buffer of their own. Contents start as zeros, like
  * `new Uint8Array(n)`.
  */
